@@ -138,13 +138,13 @@ impl Node {
 
     /// Walks one name from this directory.
     pub fn lookup(self: &Arc<Self>, name: &[u8]) -> Result<Arc<Node>, Errno> {
+        if self.kind != FileKind::Directory {
+            return Err(Errno::ENOTDIR);
+        }
         match name {
             b"." => return Ok(self.clone()),
             b".." => return Ok(self.parent.clone().unwrap_or_else(|| self.clone())),
             _ => check_name(name)?,
-        }
-        if self.kind != FileKind::Directory {
-            return Err(Errno::ENOTDIR);
         }
         let fd = openat(
             self.fd.as_fd(),
