@@ -127,6 +127,9 @@ fn probe(nr: i64) -> i64 {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
+    // Clients send final modes (Linux's v9fs has applied the caller's umask
+    // already); the gofer's own umask must not strip bits a second time.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let server = Server::new(&args.root, args.read_only, args.msize)?;
     gofer::host::install_interrupt_handler().context("installing interrupt handler")?;
     if let Some(path) = args.socket {

@@ -63,6 +63,7 @@ pub fn check_name(name: &[u8]) -> Result<(), Errno> {
 
 /// The identity of a file from its stat.
 pub fn qid_of(st: &FileStat) -> Qid {
+    // Keep in step with Node::qid.
     let ty = match FileKind::from_mode(st.st_mode) {
         FileKind::Directory => qid_type::DIR,
         FileKind::Symlink => qid_type::SYMLINK,
@@ -117,6 +118,21 @@ impl Node {
 
     pub fn kind(&self) -> FileKind {
         self.kind
+    }
+
+    /// The identity the file had when it was looked up (type and inode do
+    /// not change while an fd holds the file).
+    pub fn qid(&self) -> Qid {
+        let ty = match self.kind {
+            FileKind::Directory => qid_type::DIR,
+            FileKind::Symlink => qid_type::SYMLINK,
+            _ => qid_type::FILE,
+        };
+        Qid {
+            ty,
+            version: 0,
+            path: self.ino,
+        }
     }
 
     pub fn is_root(&self) -> bool {

@@ -180,7 +180,7 @@ fn read_and_write_at_offsets() {
     );
     assert_eq!(
         errno(c.call(Twalk {
-            fid: fid,
+            fid,
             newfid: 77,
             wnames: vec![]
         })),
@@ -231,6 +231,46 @@ fn lcreate_creates_an_open_file_with_mode_and_group() {
         gid: 0,
     });
     assert_eq!(errno(e), libc::EINVAL);
+}
+
+#[test]
+fn created_files_keep_the_mode_sent_whatever_the_gofer_umask() {
+    // The harness starts the gofer with this process's umask (022 here).
+    let g = Gofer::start();
+    let c = g.client();
+    let root = walk(&c, "").unwrap();
+    c.call(Tmkdir {
+        dfid: root,
+        name: "d".into(),
+        mode: 0o777,
+        gid: u32::MAX,
+    })
+    .unwrap();
+    let f = walk(&c, "").unwrap();
+    c.call(Tlcreate {
+        fid: f,
+        name: "f".into(),
+        flags: of::RDWR,
+        mode: 0o666,
+        gid: u32::MAX,
+    })
+    .unwrap();
+    c.call(Tmknod {
+        dfid: root,
+        name: "p".into(),
+        mode: libc::S_IFIFO | 0o666,
+        major: 0,
+        minor: 0,
+        gid: u32::MAX,
+    })
+    .unwrap();
+    for (name, mode) in [("d", 0o777), ("f", 0o666), ("p", 0o666)] {
+        assert_eq!(
+            fs::metadata(g.path(name)).unwrap().mode() & 0o777,
+            mode,
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -976,4 +1016,32 @@ fn many_threads_share_one_connection() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+#[test]
+fn pipelined_walk_getattr_clunk_answers_in_order() {
+    let g = Gofer::start();
+    fs::create_dir(g.path("d")).unwrap();
+    fs::write(g.path("d/f"), b"12345").unwrap();
+    let c = g.client();
+    let (root, _) = c.attach("root", "").unwrap();
+    for _ in 0..100 {
+        let a = c.walk_getattr(root, &[b"d", b"f"], getattr::BASIC).unwrap();
+        assert_eq!(a.size, 5);
+    }
+    assert_eq!(
+        errno(c.walk_getattr(root, &[b"d", b"missing"], getattr::BASIC)),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno(c.walk_getattr(root, &[b"missing"], getattr::BASIC)),
+        libc::ENOENT
+    );
+    // No fid leaked on the server: the fids it used are free again.
+    let fid = c.new_fid();
+    assert_eq!(errno(c.call(Tclunk { fid })), libc::EBADF);
+    assert_eq!(
+        c.walk_getattr(root, &[], getattr::BASIC).unwrap().qid.path,
+        fs::metadata(&g.root).unwrap().ino()
+    );
 }

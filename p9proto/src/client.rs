@@ -8,7 +8,7 @@
 //! the callers waiting on the connection.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -81,7 +81,7 @@ struct Shared {
     state: Mutex<State>,
     replies: Condvar,
     /// Only the caller that set `reader_busy` reads from this.
-    reader: Mutex<(UnixStream, Vec<u8>)>,
+    reader: Mutex<(BufReader<UnixStream>, Vec<u8>)>,
     writer: Mutex<(UnixStream, Vec<u8>)>,
 }
 
@@ -153,7 +153,7 @@ impl Client {
                     closed: false,
                 }),
                 replies: Condvar::new(),
-                reader: Mutex::new((reader, Vec::new())),
+                reader: Mutex::new((BufReader::with_capacity(64 * 1024, reader), Vec::new())),
                 writer: Mutex::new((stream, Vec::new())),
             },
             msize: msize.max(MIN_MSIZE),
@@ -238,6 +238,40 @@ impl Client {
             sent,
             _req: std::marker::PhantomData,
         })
+    }
+
+    /// Sends several requests in one write; returns their tags in order.
+    fn send_batch<const N: usize>(&self, msgs: [Tmessage; N]) -> Result<[u16; N], ClientError> {
+        let mut tags = [0u16; N];
+        {
+            let mut st = lock(&self.shared.state);
+            if st.closed {
+                return Err(ClientError::Closed);
+            }
+            if st.free_tags.len() < N {
+                return Err(ClientError::NoTags);
+            }
+            for t in tags.iter_mut() {
+                *t = st.free_tags.pop().ok_or(ClientError::NoTags)?;
+                st.slots.insert(*t, Slot::Waiting);
+            }
+        }
+        let mut w = lock(&self.shared.writer);
+        let (stream, buf) = &mut *w;
+        buf.clear();
+        for (msg, &tag) in msgs.into_iter().zip(tags.iter()) {
+            Tframe { tag, msg }.encode(buf);
+        }
+        if let Err(e) = stream.write_all(buf) {
+            drop(w);
+            lock(&self.shared.state).closed = true;
+            self.shared.replies.notify_all();
+            for t in tags {
+                self.forget(t);
+            }
+            return Err(ClientError::Io(e));
+        }
+        Ok(tags)
     }
 
     /// Asks the server to abandon the request with `oldtag`. When this
@@ -387,6 +421,49 @@ impl Client {
                 Err(e)
             }
         }
+    }
+
+    /// Attributes of the file `names` lead to from `fid`, in one round trip:
+    /// Twalk, Tgetattr and Tclunk are sent back to back. This relies on the
+    /// server serving a connection's requests in order, as the gofer does
+    /// for every request that cannot block.
+    pub fn walk_getattr(
+        &self,
+        fid: u32,
+        names: &[&[u8]],
+        request_mask: u64,
+    ) -> Result<crate::Rgetattr, ClientError> {
+        if names.len() > MAX_WALK_ELEMENTS {
+            return Err(ClientError::WalkTooLong(names.len()));
+        }
+        let newfid = self.new_fid();
+        let wnames = names.iter().map(|&n| P9String::from(n)).collect();
+        let tags = self.send_batch([
+            Twalk { fid, newfid, wnames }.into(),
+            Tgetattr { fid: newfid, request_mask }.into(),
+            Tclunk { fid: newfid }.into(),
+        ]);
+        let [walk_tag, attr_tag, clunk_tag] = match tags {
+            Ok(t) => t,
+            Err(e) => {
+                self.release_fid(newfid);
+                return Err(e);
+            }
+        };
+        // Collect every reply that was sent for, whatever failed.
+        let walk = self.wait_reply(walk_tag).and_then(|r| convert::<Twalk>("Twalk", r));
+        let attr = self.wait_reply(attr_tag).and_then(|r| convert::<Tgetattr>("Tgetattr", r));
+        let clunk = self.wait_reply(clunk_tag).and_then(|r| convert::<Tclunk>("Tclunk", r));
+        let walked = walk?;
+        if walked.wqids.len() != names.len() {
+            // newfid was never bound: the other two failed harmlessly.
+            self.release_fid(newfid);
+            return Err(ClientError::Remote(2));
+        }
+        if clunk.is_ok() {
+            self.release_fid(newfid);
+        }
+        attr
     }
 
     /// Walks a slash-separated relative path (any length).

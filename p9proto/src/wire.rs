@@ -153,7 +153,8 @@ impl From<&[u8]> for P9String {
 
 impl WireFormat for P9String {
     fn encoded_len(&self) -> usize {
-        2 + self.0.len()
+        // As cut by `encode`, so a frame's size field matches its bytes.
+        2 + self.0.len().min(Self::MAX_LEN)
     }
     fn encode(&self, out: &mut Vec<u8>) {
         // Encoding is only reached with strings built by this process; one
@@ -195,7 +196,9 @@ impl WireFormat for Data {
 /// Arrays are `u16`-counted (walk names, walk qids).
 impl<T: WireFormat> WireFormat for Vec<T> {
     fn encoded_len(&self) -> usize {
-        2 + self.iter().map(WireFormat::encoded_len).sum::<usize>()
+        // Only the elements `encode` writes.
+        let n = self.len().min(u16::MAX as usize);
+        2 + self[..n].iter().map(WireFormat::encoded_len).sum::<usize>()
     }
     fn encode(&self, out: &mut Vec<u8>) {
         let n = self.len().min(u16::MAX as usize);

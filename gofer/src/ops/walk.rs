@@ -5,7 +5,7 @@ use p9proto::{
     Rattach, Rclunk, Rremove, Rwalk, Tattach, Tclunk, Tremove, Twalk, MAX_WALK_ELEMENTS,
 };
 
-use crate::node::{qid_of, FileKind};
+use crate::node::FileKind;
 use crate::session::{Fid, Session};
 
 impl Session {
@@ -22,7 +22,7 @@ impl Session {
         if node.kind() != FileKind::Directory {
             return Err(Errno::ENOTDIR);
         }
-        let qid = qid_of(&node.stat()?);
+        let qid = node.qid();
         self.insert_new(
             m.fid,
             Fid::Path {
@@ -45,10 +45,7 @@ impl Session {
         };
         let mut wqids = Vec::with_capacity(m.wnames.len());
         for (i, name) in m.wnames.iter().enumerate() {
-            match node
-                .lookup(name.as_bytes())
-                .and_then(|n| Ok((qid_of(&n.stat()?), n)))
-            {
+            match node.lookup(name.as_bytes()).map(|n| (n.qid(), n)) {
                 Ok((qid, next)) => {
                     wqids.push(qid);
                     node = next;
