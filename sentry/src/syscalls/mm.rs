@@ -1,0 +1,114 @@
+//! Memory syscalls: brk, mmap, munmap, mprotect, mremap, madvise.
+
+use super::SyscallArgs;
+use crate::errno::Errno;
+use crate::kernel::Task;
+use crate::mm::memfile::PAGE_SIZE;
+use crate::mm::vma::Backing;
+use crate::mm::MmapRequest;
+use crate::platform::Perms;
+
+const PROT_READ: u64 = 0x1;
+const PROT_WRITE: u64 = 0x2;
+const PROT_EXEC: u64 = 0x4;
+
+const MAP_SHARED: u64 = 0x01;
+const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_FIXED: u64 = 0x10;
+const MAP_ANONYMOUS: u64 = 0x20;
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
+
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+
+const MADV_DONTNEED: i32 = 4;
+const MADV_FREE: i32 = 8;
+
+fn perms_from_prot(prot: u64) -> Result<Perms, Errno> {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Perms {
+        read: prot & PROT_READ != 0,
+        write: prot & PROT_WRITE != 0,
+        execute: prot & PROT_EXEC != 0,
+    })
+}
+
+pub fn brk(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    Ok(task.mm.brk(args.u64(0)))
+}
+
+pub fn mmap(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let (addr, len, prot, flags, fd, offset) = (
+        args.u64(0),
+        args.u64(1),
+        args.u64(2),
+        args.u64(3),
+        args.i32(4),
+        args.u64(5),
+    );
+    let perms = perms_from_prot(prot)?;
+    match flags & MAP_TYPE {
+        MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    if offset % PAGE_SIZE != 0 || len == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & MAP_ANONYMOUS == 0 {
+        // The only open files are stdio streams, which cannot be mapped.
+        task.fds.get(fd)?;
+        return Err(Errno::ENODEV);
+    }
+    // Without fork, shared anonymous memory behaves exactly like private.
+    let request = MmapRequest {
+        addr,
+        len,
+        perms,
+        fixed: flags & MAP_FIXED != 0,
+        no_replace: flags & MAP_FIXED_NOREPLACE != 0,
+        backing: Backing::Anonymous,
+    };
+    task.mm.mmap(request)
+}
+
+pub fn munmap(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    task.mm.munmap(args.u64(0), args.u64(1))?;
+    Ok(0)
+}
+
+pub fn mprotect(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let perms = perms_from_prot(args.u64(2))?;
+    task.mm.mprotect(args.u64(0), args.u64(1), perms)?;
+    Ok(0)
+}
+
+pub fn mremap(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let flags = args.u64(3);
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let fixed = (flags & MREMAP_FIXED != 0).then_some(args.u64(4));
+    task.mm.mremap(
+        args.u64(0),
+        args.u64(1),
+        args.u64(2),
+        flags & MREMAP_MAYMOVE != 0,
+        fixed,
+    )
+}
+
+pub fn madvise(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let (addr, len) = (args.u64(0), args.u64(1));
+    if addr % PAGE_SIZE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    match args.i32(2) {
+        MADV_DONTNEED | MADV_FREE => task.mm.discard(addr, len)?,
+        _ => {}
+    }
+    Ok(0)
+}

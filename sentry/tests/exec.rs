@@ -1,0 +1,295 @@
+//! End-to-end: build the C programs in integration/progs with `cc -static`
+//! (glibc) and `musl-gcc -static` (musl, when installed) and run each one
+//! under `sentry exec`. Every program checks its own results.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
+
+fn progs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/progs")
+}
+
+/// Compiler flavours: name suffix, compiler, link mode.
+fn toolchains() -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut chains = vec![
+        ("glibc", "cc", "-static"),
+        ("glibc-pie", "cc", "-static-pie"),
+    ];
+    if Command::new("musl-gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        chains.push(("musl", "musl-gcc", "-static"));
+    } else {
+        eprintln!("musl-gcc not found: testing glibc builds only");
+    }
+    chains
+}
+
+struct Built {
+    _dir: tempfile::TempDir,
+    binaries: Vec<(String, PathBuf)>,
+}
+
+/// Builds every program once per test binary; returns (flavour, path) pairs for `name`.
+fn binaries(name: &str) -> Vec<(String, PathBuf)> {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut binaries = Vec::new();
+        let sources = std::fs::read_dir(progs_dir()).expect("integration/progs");
+        let mut sources: Vec<PathBuf> = sources
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "c"))
+            .collect();
+        sources.sort();
+        for (flavour, compiler, link) in toolchains() {
+            for source in &sources {
+                let stem = source
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .expect("utf-8 name")
+                    .to_owned();
+                let out = dir.path().join(format!("{stem}-{flavour}"));
+                let status = Command::new(compiler)
+                    .args([link, "-O2", "-o"])
+                    .arg(&out)
+                    .arg(source)
+                    .status()
+                    .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+                assert!(
+                    status.success(),
+                    "{compiler} failed on {}",
+                    source.display()
+                );
+                binaries.push((format!("{stem}-{flavour}"), out));
+            }
+        }
+        Built {
+            _dir: dir,
+            binaries,
+        }
+    });
+    let prefix = format!("{name}-");
+    built
+        .binaries
+        .iter()
+        .filter(|(n, _)| n.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
+fn kvm_available() -> bool {
+    let ok = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !ok {
+        eprintln!("/dev/kvm is not usable: skipping");
+    }
+    ok
+}
+
+fn sentry(extra: &[&str], program: &Path, args: &[&str]) -> Output {
+    Command::new(SENTRY)
+        .arg("exec")
+        .args(extra)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("running sentry")
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Runs `name` (every flavour) and expects exit 0 and `expected` on stdout.
+fn expect_success(name: &str, extra: &[&str], args: &[&str], expected: &str) {
+    if !kvm_available() {
+        return;
+    }
+    let programs = binaries(name);
+    assert!(!programs.is_empty(), "no program called {name}");
+    for (flavour, path) in programs {
+        let output = sentry(extra, &path, args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.code() == Some(0) && stdout.contains(expected),
+            "{flavour}: {}",
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn hello_prints_and_exits_zero() {
+    expect_success("hello", &[], &[], "hello from the sandbox\n");
+}
+
+#[test]
+fn argv_envp_and_auxv_round_trip() {
+    expect_success(
+        "args",
+        &["--clear-env", "--env", "A=1", "--env", "B=two"],
+        &["x", "y z"],
+        "args ok",
+    );
+}
+
+#[test]
+fn anonymous_memory_patterns() {
+    expect_success("mmap", &[], &[], "mmap ok");
+}
+
+#[test]
+fn bad_accesses_die_with_sigsegv() {
+    if !kvm_available() {
+        return;
+    }
+    for mode in ["write-readonly", "read-unmapped", "protect-none"] {
+        for (flavour, path) in binaries("mmap") {
+            let output = sentry(&[], &path, &[mode]);
+            assert_eq!(
+                output.status.code(),
+                Some(128 + 11),
+                "{flavour} {mode}: {}",
+                describe(&output)
+            );
+        }
+    }
+}
+
+#[test]
+fn thread_local_storage_through_fs_base() {
+    expect_success("tls", &[], &[], "tls ok");
+}
+
+#[test]
+fn avx2_memcpy_of_10_mib() {
+    expect_success("avx2", &[], &[], "avx2 ok");
+}
+
+#[test]
+fn clocks_are_monotonic_and_sleep_sleeps() {
+    expect_success("clock", &[], &[], "clock ok");
+}
+
+#[test]
+fn unknown_syscall_is_enosys_and_logged() {
+    if !kvm_available() {
+        return;
+    }
+    for (flavour, path) in binaries("enosys") {
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let log_path = log.path().to_str().expect("utf-8 path").to_owned();
+        let output = sentry(&["--debug-log", &log_path], &path, &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{flavour}: {}",
+            describe(&output)
+        );
+        let text = std::fs::read_to_string(log.path()).expect("read log");
+        let event = text
+            .lines()
+            .find(|l| l.contains("unimplemented syscall") && l.contains("number=1000"));
+        assert!(
+            event.is_some(),
+            "{flavour}: no unimplemented-syscall event in the log:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn strace_shows_calls_results_and_errnos() {
+    if !kvm_available() {
+        return;
+    }
+    for (flavour, path) in binaries("enosys") {
+        let output = sentry(&["--strace"], &path, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("syscall_1000(0x1, 0x2, 0x3"),
+            "{flavour}: {stderr}"
+        );
+        assert!(stderr.contains("= -1 ENOSYS (38)"), "{flavour}: {stderr}");
+        assert!(stderr.contains("exit_group(0)"), "{flavour}: {stderr}");
+    }
+}
+
+#[test]
+fn exit_status_is_passed_through() {
+    if !kvm_available() {
+        return;
+    }
+    // args.c exits 1 when its arguments are wrong.
+    for (flavour, path) in binaries("args") {
+        let output = sentry(&["--clear-env"], &path, &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{flavour}: {}",
+            describe(&output)
+        );
+    }
+}
+
+#[test]
+fn missing_program_is_a_sentry_error() {
+    let output = Command::new(SENTRY)
+        .args(["exec", "--", "/nonexistent/program"])
+        .output()
+        .expect("sentry");
+    assert_eq!(output.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/program"));
+}
+
+/// A SIGTERM to the sentry must stop an application that never makes a
+/// syscall (only a kick out of KVM_RUN can) and one that sleeps.
+#[test]
+fn sigterm_kicks_a_spinning_or_sleeping_program() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    if !kvm_available() {
+        return;
+    }
+    for mode in ["spin", "sleep"] {
+        for (flavour, path) in binaries("spin") {
+            let mut child = Command::new(SENTRY)
+                .args(["exec", "--"])
+                .arg(&path)
+                .arg(mode)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("sentry");
+            let mut first = String::new();
+            let stdout = child.stdout.take().expect("stdout");
+            BufReader::new(stdout).read_line(&mut first).expect("read");
+            assert_eq!(first, "spinning\n", "{flavour} {mode}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let killed = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            assert!(killed.is_ok_and(|s| s.success()));
+            let status = child.wait().expect("wait");
+            assert_eq!(
+                status.code(),
+                Some(128 + 15),
+                "{flavour} {mode}: {status:?}"
+            );
+        }
+    }
+}
