@@ -439,8 +439,17 @@ impl Client {
         let newfid = self.new_fid();
         let wnames = names.iter().map(|&n| P9String::from(n)).collect();
         let tags = self.send_batch([
-            Twalk { fid, newfid, wnames }.into(),
-            Tgetattr { fid: newfid, request_mask }.into(),
+            Twalk {
+                fid,
+                newfid,
+                wnames,
+            }
+            .into(),
+            Tgetattr {
+                fid: newfid,
+                request_mask,
+            }
+            .into(),
             Tclunk { fid: newfid }.into(),
         ]);
         let [walk_tag, attr_tag, clunk_tag] = match tags {
@@ -451,9 +460,15 @@ impl Client {
             }
         };
         // Collect every reply that was sent for, whatever failed.
-        let walk = self.wait_reply(walk_tag).and_then(|r| convert::<Twalk>("Twalk", r));
-        let attr = self.wait_reply(attr_tag).and_then(|r| convert::<Tgetattr>("Tgetattr", r));
-        let clunk = self.wait_reply(clunk_tag).and_then(|r| convert::<Tclunk>("Tclunk", r));
+        let walk = self
+            .wait_reply(walk_tag)
+            .and_then(|r| convert::<Twalk>("Twalk", r));
+        let attr = self
+            .wait_reply(attr_tag)
+            .and_then(|r| convert::<Tgetattr>("Tgetattr", r));
+        let clunk = self
+            .wait_reply(clunk_tag)
+            .and_then(|r| convert::<Tclunk>("Tclunk", r));
         let walked = walk?;
         if walked.wqids.len() != names.len() {
             // newfid was never bound: the other two failed harmlessly.
