@@ -61,8 +61,10 @@ pub fn build_stack(
         write: true,
         execute: false,
     };
+    // The platform may reserve the top of the address space (systrap's stub).
+    let stack_top = STACK_TOP.min(mm.max_address());
     let request = MmapRequest {
-        addr: STACK_TOP - STACK_SIZE,
+        addr: stack_top - STACK_SIZE,
         len: STACK_SIZE,
         perms: rw,
         fixed: true,
@@ -72,7 +74,7 @@ pub fn build_stack(
     mm.mmap(request).map_err(LoadError::Map)?;
 
     // Strings go at the very top, in the order Linux uses: execfn last.
-    let mut top = STACK_TOP - 8;
+    let mut top = stack_top - 8;
     let mut push_bytes = |mm: &mut MemoryManager, bytes: &[u8]| -> Result<u64, LoadError> {
         top -= bytes.len() as u64 + 1;
         let mut with_nul = bytes.to_vec();
@@ -134,7 +136,7 @@ pub fn build_stack(
     // rsp must be 16-byte aligned at the entry point, pointing at argc.
     let size = words.len() as u64 * 8;
     let sp = (top - size) & !15;
-    if sp < STACK_TOP - STACK_SIZE {
+    if sp < stack_top - STACK_SIZE {
         return Err(LoadError::StackTooBig);
     }
     let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();

@@ -139,6 +139,17 @@ impl MemoryFile {
         Ok(offset)
     }
 
+    /// Allocates a zeroed, 2 MiB-aligned 2 MiB frame left to ordinary 4 KiB
+    /// host pages (no MADV_COLLAPSE, which costs ~5 ms here): for platform
+    /// bookkeeping that is touched sparsely, such as systrap's stub areas.
+    pub fn allocate_huge_sparse(&self) -> Result<u64, MemoryFileError> {
+        let mut frames = self.lock_frames();
+        match frames.free_huge.pop() {
+            Some(offset) => Ok(offset),
+            None => frames.take_unused_huge(),
+        }
+    }
+
     /// Asks the host to back the 2 MiB frame at `offset` with one huge page.
     /// Best effort: on failure the frame stays backed by 4 KiB pages.
     fn back_with_huge_page(&self, offset: u64) {

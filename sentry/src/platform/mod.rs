@@ -1,10 +1,16 @@
 //! The platform: how application code actually runs.
 //!
 //! The kernel asks a platform for address spaces and execution contexts, then
-//! runs a task's registers until the next event. It never sees KVM (or, later,
-//! seccomp traps): everything hardware-specific is behind these traits.
+//! runs a task's registers until the next event. It never sees KVM or seccomp
+//! traps: everything host-specific is behind these traits.
+//!
+//! Two platforms: `kvm` (guest ring 3 in a VM; fastest with hardware
+//! virtualization) and `systrap` (a seccomp-trapped stub process; fastest on
+//! hosts whose /dev/kvm is a software hypervisor, see shared/KVM.md).
+//! `PlatformKind::Auto` picks between them (`choose`).
 
 pub mod kvm;
+pub mod systrap;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -77,7 +83,9 @@ impl Perms {
 pub enum Event {
     /// The application executed `syscall`; `regs.rip` is already past it.
     Syscall,
-    /// A user-mode page fault; `present` is true for a protection violation.
+    /// A user-mode page fault; `present` is true for a protection violation
+    /// (systrap: as the host's lazily filled page tables say, so a first
+    /// touch of a read-only page may report false; the kernel decides by VMAs).
     PageFault {
         addr: u64,
         access: AccessKind,
@@ -91,8 +99,12 @@ pub enum Event {
 
 #[derive(Debug, Error)]
 pub enum PlatformError {
-    #[error("kvm is unavailable: {0}")]
+    #[error("platform is unavailable: {0}")]
     Unavailable(String),
+    #[error("systrap stub: {0}")]
+    Stub(String),
+    #[error("systrap stub process {pid} died: {status}")]
+    StubDied { pid: i32, status: String },
     #[error("{step} failed")]
     Setup {
         step: &'static str,
@@ -192,4 +204,155 @@ pub trait Platform: Send + Sync + Debug {
     /// The largest user address plus one.
     fn max_user_address(&self) -> u64;
     fn cpu_features(&self) -> CpuFeatures;
+}
+
+/// Which platform to run on (`--platform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlatformKind {
+    /// KVM where the host has hardware virtualization, systrap otherwise.
+    Auto,
+    Kvm,
+    Systrap,
+}
+
+impl std::fmt::Display for PlatformKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PlatformKind::Auto => "auto",
+            PlatformKind::Kvm => "kvm",
+            PlatformKind::Systrap => "systrap",
+        })
+    }
+}
+
+/// What the host offers, as far as choosing a platform goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostVirtualization {
+    /// `vmx` or `svm` if /proc/cpuinfo lists it.
+    pub cpu_flag: Option<&'static str>,
+    /// Whether /dev/kvm opens and answers KVM_GET_API_VERSION (else why not).
+    pub kvm: Result<(), String>,
+}
+
+impl HostVirtualization {
+    pub fn probe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        Self {
+            cpu_flag: cpu_virtualization_flag(&cpuinfo),
+            kvm: kvm_ioctls::Kvm::new()
+                .map(|_| ())
+                .map_err(|e| format!("/dev/kvm: {e}")),
+        }
+    }
+}
+
+/// `vmx` or `svm` if any `flags` line of /proc/cpuinfo lists it.
+pub fn cpu_virtualization_flag(cpuinfo: &str) -> Option<&'static str> {
+    for line in cpuinfo.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        if key.trim() != "flags" {
+            continue;
+        }
+        for flag in value.split_whitespace() {
+            match flag {
+                "vmx" => return Some("vmx"),
+                "svm" => return Some("svm"),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// Resolves `requested` against what the host offers: the platform to use
+/// and a sentence saying why.
+pub fn choose(requested: PlatformKind, host: &HostVirtualization) -> (PlatformKind, String) {
+    match requested {
+        PlatformKind::Kvm => (PlatformKind::Kvm, "asked for kvm".into()),
+        PlatformKind::Systrap => (PlatformKind::Systrap, "asked for systrap".into()),
+        PlatformKind::Auto => match (host.cpu_flag, &host.kvm) {
+            (Some(flag), Ok(())) => (
+                PlatformKind::Kvm,
+                format!("auto: the CPU has {flag} and /dev/kvm works"),
+            ),
+            (Some(flag), Err(why)) => (
+                PlatformKind::Systrap,
+                format!("auto: the CPU has {flag} but {why}"),
+            ),
+            (None, Ok(())) => (
+                PlatformKind::Systrap,
+                "auto: /dev/kvm works but the CPU has no vmx/svm flag (a software \
+                 hypervisor such as PVM, ~100x slower per syscall than systrap)"
+                    .into(),
+            ),
+            (None, Err(why)) => (
+                PlatformKind::Systrap,
+                format!("auto: no vmx/svm flag and {why}"),
+            ),
+        },
+    }
+}
+
+/// Creates the platform `requested` resolves to on this host, logging the
+/// choice. The memory file must reserve `kvm::layout::PLATFORM_RESERVED`.
+pub fn create(
+    requested: PlatformKind,
+    memory: std::sync::Arc<crate::mm::memfile::MemoryFile>,
+) -> Result<std::sync::Arc<dyn Platform>, PlatformError> {
+    let host = match requested {
+        PlatformKind::Auto => HostVirtualization::probe(),
+        _ => HostVirtualization {
+            cpu_flag: None,
+            kvm: Err("not probed".into()),
+        },
+    };
+    let (kind, reason) = choose(requested, &host);
+    tracing::info!(platform = %kind, requested = %requested, reason = %reason, "platform chosen");
+    Ok(match kind {
+        PlatformKind::Kvm => std::sync::Arc::new(kvm::KvmPlatform::new(memory)?),
+        PlatformKind::Systrap | PlatformKind::Auto => {
+            std::sync::Arc::new(systrap::SystrapPlatform::new(memory)?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_takes_kvm_only_with_hardware_virtualization() {
+        let host = |flag, kvm: Result<(), String>| HostVirtualization {
+            cpu_flag: flag,
+            kvm,
+        };
+        let pick = |h: &HostVirtualization| choose(PlatformKind::Auto, h).0;
+        assert_eq!(pick(&host(Some("vmx"), Ok(()))), PlatformKind::Kvm);
+        assert_eq!(pick(&host(Some("svm"), Ok(()))), PlatformKind::Kvm);
+        // PVM: /dev/kvm works, no vmx/svm.
+        assert_eq!(pick(&host(None, Ok(()))), PlatformKind::Systrap);
+        assert_eq!(
+            pick(&host(Some("vmx"), Err("no /dev/kvm".into()))),
+            PlatformKind::Systrap
+        );
+        assert_eq!(pick(&host(None, Err("x".into()))), PlatformKind::Systrap);
+        let none = host(None, Err("x".into()));
+        assert_eq!(choose(PlatformKind::Kvm, &none).0, PlatformKind::Kvm);
+        assert_eq!(
+            choose(PlatformKind::Systrap, &none).0,
+            PlatformKind::Systrap
+        );
+    }
+
+    #[test]
+    fn cpu_flags_are_read_from_the_flags_line() {
+        let pvm = "processor\t: 0\nflags\t\t: fpu vme sse avx2 hypervisor\nbugs\t\t: vmx_ghost\n";
+        assert_eq!(cpu_virtualization_flag(pvm), None);
+        let intel = "flags\t\t: fpu vmx sse\n";
+        assert_eq!(cpu_virtualization_flag(intel), Some("vmx"));
+        let amd = "flags\t\t: fpu svm\n";
+        assert_eq!(cpu_virtualization_flag(amd), Some("svm"));
+    }
 }
