@@ -402,3 +402,27 @@ fn a_forbidden_syscall_kills_the_gofer() {
         assert!(out.stdout.is_empty(), "{forbidden} must not return");
     }
 }
+
+#[test]
+fn host_device_nodes_in_the_tree_cannot_be_opened() {
+    let g = Gofer::start();
+    nix::sys::stat::mknod(
+        &g.path("null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let c = g.client();
+    assert_eq!(errno(open(&c, "null", of::RDWR)), libc::EPERM);
+    assert_eq!(errno(open(&c, "null", of::RDONLY)), libc::EPERM);
+    // Its attributes are still visible.
+    let fid = walk(&c, "null").unwrap();
+    let a = c
+        .call(Tgetattr {
+            fid,
+            request_mask: types::getattr::BASIC,
+        })
+        .unwrap();
+    assert_eq!(a.mode & libc::S_IFMT, libc::S_IFCHR);
+}

@@ -1,13 +1,30 @@
 //! Values carried inside messages: qids, attribute masks, flags, lock kinds.
 
-use crate::wire::{wire_struct, DecodeError, Reader, WireFormat};
+use crate::wire::{DecodeError, Reader, WireFormat};
 
-wire_struct! {
-    /// The server's unique identity for a file: type bits, version, path.
-    pub struct Qid {
-        pub ty: u8,
-        pub version: u32,
-        pub path: u64,
+/// The server's unique identity for a file: type bits, version, path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Qid {
+    pub ty: u8,
+    pub version: u32,
+    pub path: u64,
+}
+
+impl WireFormat for Qid {
+    fn encoded_len(&self) -> usize {
+        13
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        self.ty.encode(out);
+        self.version.encode(out);
+        self.path.encode(out);
+    }
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(Self {
+            ty: u8::decode(r)?,
+            version: u32::decode(r)?,
+            path: u64::decode(r)?,
+        })
     }
 }
 

@@ -52,6 +52,11 @@ impl Session {
             Fid::Path { node, uid } => (node, uid),
             _ => return Err(Errno::EBADF),
         };
+        if matches!(node.kind(), FileKind::CharDevice | FileKind::BlockDevice) {
+            // A device node in the tree would open the host's device; the
+            // sentry serves its own /dev.
+            return Err(Errno::EPERM);
+        }
         let fd = node.reopen(host_open_flags(m.flags) - OFlag::O_EXCL)?;
         let qid = qid_of(&node.stat()?);
         let file = Arc::new(OpenFile {

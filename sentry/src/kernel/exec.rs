@@ -87,6 +87,7 @@ pub fn new_process(
         clear_child_tid: 0,
         robust_list: (0, 0),
         exe_path: spec.exe_path,
+        cwd: Vec::new(),
         kernel,
         exit_status: None,
     })

@@ -11,6 +11,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::platform::{CpuFeatures, Interrupt};
+use crate::vfs::GoferFs;
 
 pub use exec::{new_process, ExecError, ProcessSpec};
 pub use run::run_task;
@@ -37,6 +38,8 @@ pub struct Kernel {
     interrupters: Mutex<Vec<Arc<dyn Interrupt>>>,
     /// Sleeping tasks wait on this so a kill wakes them.
     wakeup: (Mutex<()>, Condvar),
+    /// The root filesystem; without one every path lookup is ENOENT.
+    root: std::sync::OnceLock<Arc<GoferFs>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -52,7 +55,18 @@ impl Kernel {
             kill_signal: AtomicI32::new(0),
             interrupters: Mutex::new(Vec::new()),
             wakeup: (Mutex::new(()), Condvar::new()),
+            root: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Mounts the sandbox's root filesystem (once, before the first task runs).
+    pub fn set_root(&self, fs: Arc<GoferFs>) -> Result<(), Arc<GoferFs>> {
+        self.root.set(fs)
+    }
+
+    /// The root filesystem, or ENOENT for sandboxes without one.
+    pub fn root(&self) -> Result<&Arc<GoferFs>, crate::errno::Errno> {
+        self.root.get().ok_or(crate::errno::Errno::ENOENT)
     }
 
     /// Counts an unimplemented syscall; the caller logs the event.

@@ -98,6 +98,8 @@ pub struct Task {
     pub robust_list: (u64, u64),
     /// What readlink("/proc/self/exe") returns.
     pub exe_path: Vec<u8>,
+    /// The working directory, as components of a physical path from the root.
+    pub cwd: crate::vfs::gofer::PathComponents,
     pub kernel: Arc<Kernel>,
     pub exit_status: Option<ExitStatus>,
 }

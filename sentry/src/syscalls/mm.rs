@@ -7,6 +7,9 @@ use crate::mm::memfile::PAGE_SIZE;
 use crate::mm::vma::Backing;
 use crate::mm::MmapRequest;
 use crate::platform::Perms;
+use crate::vfs::File;
+
+const O_PATH: u32 = 0o10000000;
 
 const PROT_READ: u64 = 0x1;
 const PROT_WRITE: u64 = 0x2;
@@ -58,21 +61,52 @@ pub fn mmap(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     if offset % PAGE_SIZE != 0 || len == 0 {
         return Err(Errno::EINVAL);
     }
-    if flags & MAP_ANONYMOUS == 0 {
-        // The only open files are stdio streams, which cannot be mapped.
-        task.fds.get(fd)?;
-        return Err(Errno::ENODEV);
-    }
-    // Without fork, shared anonymous memory behaves exactly like private.
+    let backing = if flags & MAP_ANONYMOUS == 0 {
+        file_backing(task, fd, offset, flags & MAP_TYPE != MAP_PRIVATE, perms)?
+    } else {
+        // Without fork, shared anonymous memory behaves exactly like private.
+        Backing::Anonymous
+    };
     let request = MmapRequest {
         addr,
         len,
         perms,
         fixed: flags & MAP_FIXED != 0,
         no_replace: flags & MAP_FIXED_NOREPLACE != 0,
-        backing: Backing::Anonymous,
+        backing,
     };
     task.mm.mmap(request)
+}
+
+/// A private copy of a file's contents. The root is read-only, so a
+/// shared mapping is the same as a private one unless it asks to write.
+fn file_backing(
+    task: &mut Task,
+    fd: i32,
+    offset: u64,
+    shared: bool,
+    perms: Perms,
+) -> Result<Backing, Errno> {
+    let file = task.fds.get(fd)?;
+    match &*file {
+        File::Gofer(f) => {
+            if f.status_flags() & O_PATH != 0 {
+                return Err(Errno::EBADF);
+            }
+            if shared && perms.write {
+                // Opened read-only: a writable shared mapping is refused.
+                return Err(Errno::EACCES);
+            }
+            if f.is_dir() {
+                return Err(Errno::ENODEV);
+            }
+            Ok(Backing::File {
+                data: f.contents()?,
+                offset,
+            })
+        }
+        File::Stdio(_) => Err(Errno::ENODEV),
+    }
 }
 
 pub fn munmap(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {

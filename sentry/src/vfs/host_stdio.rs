@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::io::Errno as HostErrno;
 
+use super::Stat;
 use crate::errno::Errno;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,39 +13,6 @@ pub enum HostStdio {
     Stdin,
     Stdout,
     Stderr,
-}
-
-/// The fields of `struct stat` we report (host identity fields are not leaked).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub mode: u32,
-    pub nlink: u64,
-    pub uid: u32,
-    pub gid: u32,
-    pub rdev: u64,
-    pub size: i64,
-    pub blksize: i64,
-    pub blocks: i64,
-}
-
-impl Stat {
-    /// The x86_64 kernel `struct stat` (144 bytes).
-    pub fn to_bytes(&self) -> [u8; 144] {
-        let mut b = [0u8; 144];
-        b[0..8].copy_from_slice(&self.dev.to_le_bytes());
-        b[8..16].copy_from_slice(&self.ino.to_le_bytes());
-        b[16..24].copy_from_slice(&self.nlink.to_le_bytes());
-        b[24..28].copy_from_slice(&self.mode.to_le_bytes());
-        b[28..32].copy_from_slice(&self.uid.to_le_bytes());
-        b[32..36].copy_from_slice(&self.gid.to_le_bytes());
-        b[40..48].copy_from_slice(&self.rdev.to_le_bytes());
-        b[48..56].copy_from_slice(&self.size.to_le_bytes());
-        b[56..64].copy_from_slice(&self.blksize.to_le_bytes());
-        b[64..72].copy_from_slice(&self.blocks.to_le_bytes());
-        b
-    }
 }
 
 fn errno(e: HostErrno) -> Errno {
@@ -61,6 +29,22 @@ impl HostStdio {
             HostStdio::Stdout => f(std::io::stdout().as_fd()),
             HostStdio::Stderr => f(std::io::stderr().as_fd()),
         }
+    }
+
+    /// Waits up to `timeout` for `events` (poll(2) bits) on the stream and
+    /// returns the ones that happened.
+    pub fn poll(self, events: i16, timeout: std::time::Duration) -> Result<i16, Errno> {
+        use rustix::event::{PollFd, PollFlags};
+        let flags = PollFlags::from_bits_truncate(events as u16);
+        let timeout = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        self.with_fd(|fd| {
+            let mut fds = [PollFd::from_borrowed_fd(fd, flags)];
+            rustix::event::poll(&mut fds, Some(&timeout)).map(|_| fds[0].revents().bits() as i16)
+        })
+        .map_err(errno)
     }
 
     pub fn read(self, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -104,6 +88,7 @@ impl HostStdio {
             size: st.st_size,
             blksize: 4096,
             blocks: st.st_blocks,
+            ..Stat::default()
         })
     }
 

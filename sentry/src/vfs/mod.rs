@@ -1,13 +1,17 @@
-//! File descriptions and the fd table. For now the only files are the
-//! sentry's own inherited stdio streams; there is no filesystem, so path
-//! lookups fail with ENOENT (the gofer-backed tree comes later).
+//! File descriptions and the fd table. Files are the sentry's own inherited
+//! stdio streams and, when the sandbox has a root, files of the gofer-served
+//! tree (`gofer`).
 
+pub mod gofer;
 mod host_stdio;
+mod stat;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use host_stdio::{HostStdio, Stat};
+pub use gofer::{GoferFile, GoferFs};
+pub use host_stdio::HostStdio;
+pub use stat::{Stat, Timespec};
 
 use crate::errno::Errno;
 
@@ -18,42 +22,49 @@ pub const MAX_FDS: i32 = 4096;
 #[derive(Debug)]
 pub enum File {
     Stdio(HostStdio),
+    Gofer(GoferFile),
 }
 
 impl File {
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.read(buf),
+            File::Gofer(f) => f.read(buf),
         }
     }
 
     pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.write(buf),
+            File::Gofer(_) => Err(Errno::EBADF),
         }
     }
 
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.pread(buf, offset),
+            File::Gofer(f) => f.pread(buf, offset),
         }
     }
 
     pub fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.pwrite(buf, offset),
+            File::Gofer(_) => Err(Errno::EBADF),
         }
     }
 
     pub fn seek(&self, offset: i64, whence: u32) -> Result<u64, Errno> {
         match self {
             File::Stdio(s) => s.seek(offset, whence),
+            File::Gofer(f) => f.seek(offset, whence),
         }
     }
 
     pub fn stat(&self) -> Result<Stat, Errno> {
         match self {
             File::Stdio(s) => s.stat(),
+            File::Gofer(f) => f.stat(),
         }
     }
 
@@ -61,6 +72,7 @@ impl File {
     pub fn termios(&self) -> Result<[u8; 36], Errno> {
         match self {
             File::Stdio(s) => s.termios(),
+            File::Gofer(_) => Err(Errno::ENOTTY),
         }
     }
 
@@ -68,13 +80,34 @@ impl File {
     pub fn window_size(&self) -> Result<[u8; 8], Errno> {
         match self {
             File::Stdio(s) => s.window_size(),
+            File::Gofer(_) => Err(Errno::ENOTTY),
         }
+    }
+
+    /// Which of `events` (poll(2) bits) are ready, waiting at most
+    /// `timeout`. Files of the gofer's tree never block.
+    pub fn poll(&self, events: i16, timeout: std::time::Duration) -> Result<i16, Errno> {
+        const POLLIN: i16 = 0x1;
+        const POLLOUT: i16 = 0x4;
+        const POLLRDNORM: i16 = 0x40;
+        const POLLWRNORM: i16 = 0x100;
+        match self {
+            File::Stdio(s) => s.poll(events, timeout),
+            File::Gofer(_) => Ok(events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)),
+        }
+    }
+
+    /// Whether waiting on this file happens in the host (stdio), as opposed
+    /// to always being ready.
+    pub fn waits_in_host(&self) -> bool {
+        matches!(self, File::Stdio(_))
     }
 
     /// O_ACCMODE and status flags, as F_GETFL reports them.
     pub fn status_flags(&self) -> u32 {
         match self {
             File::Stdio(s) => s.status_flags(),
+            File::Gofer(f) => f.status_flags(),
         }
     }
 }
@@ -146,6 +179,26 @@ impl FdTable {
             },
         );
         Ok(fd)
+    }
+
+    /// Installs `file` at exactly `fd`, closing what was there (dup2).
+    pub fn install_at(
+        &mut self,
+        fd: i32,
+        file: Arc<File>,
+        close_on_exec: bool,
+    ) -> Result<(), Errno> {
+        if !(0..MAX_FDS).contains(&fd) {
+            return Err(Errno::EBADF);
+        }
+        self.entries.insert(
+            fd,
+            FdEntry {
+                file,
+                close_on_exec,
+            },
+        );
+        Ok(())
     }
 
     pub fn close_on_exec(&self, fd: i32) -> Result<bool, Errno> {
