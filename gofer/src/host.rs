@@ -214,6 +214,57 @@ pub fn inherited_socket(fd: i32) -> Result<std::os::unix::net::UnixStream, Errno
     Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
 }
 
+/// prctl(PR_CAPBSET_DROP, cap).
+pub fn capbset_drop(cap: u32) -> Result<(), Errno> {
+    // SAFETY: PR_CAPBSET_DROP takes an integer argument and no pointers.
+    let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    Errno::result(r).map(drop)
+}
+
+/// capset(2) of this thread (and, before any thread exists, the process):
+/// `mask` (bits 0..63) becomes the effective, permitted and inheritable sets.
+pub fn capset(mask: [u32; 2]) -> Result<(), Errno> {
+    let mut header = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [
+        CapData {
+            effective: mask[0],
+            permitted: mask[0],
+            inheritable: 0,
+        },
+        CapData {
+            effective: mask[1],
+            permitted: mask[1],
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: header and data are live, correctly laid out (repr(C)) and
+    // hold two data entries, as version 3 requires.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 pub mod connection;
 pub mod host;
+pub mod jail;
 pub mod node;
 mod ops;
 pub mod seccomp;

@@ -53,6 +53,11 @@ struct ServeArgs {
     /// Largest frame accepted.
     #[arg(long, default_value_t = DEFAULT_MAX_MSIZE)]
     msize: u32,
+    /// Make --root the root of this process's mount namespace (pivot_root)
+    /// and keep only file-serving capabilities; the supervisor starts the
+    /// gofer this way, in a new mount namespace.
+    #[arg(long)]
+    pivot_root: bool,
 }
 
 #[derive(Args, Debug)]
@@ -130,7 +135,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     // Clients send final modes (Linux's v9fs has applied the caller's umask
     // already); the gofer's own umask must not strip bits a second time.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    let server = Server::new(&args.root, args.read_only, args.msize)?;
+    let root = if args.pivot_root {
+        gofer::jail::pivot_into(&args.root)?;
+        gofer::jail::limit_capabilities(gofer::jail::KEPT_CAPABILITIES)?;
+        PathBuf::from("/")
+    } else {
+        args.root.clone()
+    };
+    let server = Server::new(&root, args.read_only, args.msize)?;
     gofer::host::install_interrupt_handler().context("installing interrupt handler")?;
     if let Some(path) = args.socket {
         let _ = std::fs::remove_file(&path);

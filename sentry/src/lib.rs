@@ -4,7 +4,11 @@
 //! `loader` builds a process image; `kernel` holds tasks; `syscalls` serves
 //! system calls; `vfs` holds files; `strace` traces.
 
+pub mod boot;
+pub mod control;
 pub mod errno;
+pub mod filter;
+pub mod jail;
 pub mod kernel;
 pub mod loader;
 pub mod mm;

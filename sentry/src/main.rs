@@ -13,8 +13,10 @@ use tracing_subscriber::prelude::*;
 
 use sentry::kernel::{self, Credentials, ExitStatus, Kernel, ProcessSpec};
 use sentry::mm::memfile::MemoryFile;
-use sentry::platform::kvm::{layout::PLATFORM_RESERVED, KvmPlatform};
-use sentry::platform::Platform;
+use sentry::platform::kvm::layout::PLATFORM_RESERVED;
+use sentry::platform::{Platform, PlatformKind};
+use sentry::vfs::gofer::path_string;
+use sentry::vfs::GoferFs;
 
 #[derive(Debug, Parser)]
 #[command(name = "sentry", version, about = "rvisor's application kernel")]
@@ -27,6 +29,42 @@ struct Cli {
 enum Command {
     /// Run a host static x86_64 executable in the sandbox kernel.
     Exec(ExecArgs),
+    /// Boot as the supervisor starts the sentry: boot message on --ipc-fd.
+    Boot(BootArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BootArgs {
+    /// The boot socket the supervisor placed in this process.
+    #[arg(long)]
+    ipc_fd: i32,
+    /// Write a debug log here (opened before the sentry leaves the host's root).
+    #[arg(long, value_name = "FILE")]
+    debug_log: Option<PathBuf>,
+}
+
+fn boot(args: BootArgs) -> Result<i32> {
+    let file = match &args.debug_log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening debug log {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let file_layer = file.map(|f| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::sync::Mutex::new(f))
+            .with_ansi(false)
+            .with_filter(LevelFilter::DEBUG)
+    });
+    tracing_subscriber::registry().with(file_layer).try_init()?;
+    // SAFETY: the supervisor placed the boot socket at this number for us
+    // alone; nothing else in this process has taken it.
+    let sock = unsafe { sentry::boot::boot_socket(args.ipc_fd) };
+    Ok(sentry::boot::run(sock)?)
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +84,20 @@ struct ExecArgs {
     /// Start with an empty environment instead of the sentry's own.
     #[arg(long)]
     clear_env: bool,
+    /// How application code runs: kvm, systrap (seccomp traps in a stub
+    /// process), or auto (kvm only with hardware virtualization).
+    #[arg(long, value_enum, default_value_t = PlatformKind::Auto)]
+    platform: PlatformKind,
+    /// Serve this host directory as the sandbox's read-only root through a
+    /// gofer process; the program path is then looked up inside it.
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The working directory inside --root.
+    #[arg(long, value_name = "PATH", default_value = "/", requires = "root")]
+    cwd: String,
+    /// The gofer binary (default: `gofer` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    gofer: Option<PathBuf>,
     /// The executable on the host, then its arguments (argv[0] is the path).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<OsString>,
@@ -94,11 +146,46 @@ fn exec(args: ExecArgs) -> Result<i32> {
     let Some(program) = args.command.first() else {
         bail!("no program given")
     };
-    let host_path = PathBuf::from(program);
-    let image: Arc<[u8]> = std::fs::read(&host_path)
-        .with_context(|| format!("reading {}", host_path.display()))?
-        .into();
-    let exe_path = std::fs::canonicalize(&host_path).unwrap_or_else(|_| host_path.clone());
+    let mut gofer_process = None;
+    let (image, execfn, exe_path, root) = match &args.root {
+        None => {
+            let host_path = PathBuf::from(program);
+            let image: Arc<[u8]> = std::fs::read(&host_path)
+                .with_context(|| format!("reading {}", host_path.display()))?
+                .into();
+            let exe_path = std::fs::canonicalize(&host_path).unwrap_or_else(|_| host_path.clone());
+            let execfn = host_path.as_os_str().as_bytes().to_vec();
+            (
+                image,
+                execfn,
+                exe_path.as_os_str().as_bytes().to_vec(),
+                None,
+            )
+        }
+        Some(dir) => {
+            let (child, stream) = start_gofer(args.gofer.as_deref(), dir)?;
+            gofer_process = Some(child);
+            let fs = GoferFs::mount(stream).context("mounting the gofer's root")?;
+            let cwd = fs
+                .resolve(&[], args.cwd.as_bytes(), true)
+                .map_err(|e| anyhow::anyhow!("working directory {}: {e}", args.cwd))?;
+            if !cwd.qid.is_dir() {
+                bail!("working directory {} is not a directory", args.cwd);
+            }
+            let (image, path) = fs
+                .read_executable(&cwd.path, program.as_bytes())
+                .map_err(|e| {
+                    anyhow::anyhow!("{} in {}: {e}", program.to_string_lossy(), dir.display())
+                })?;
+            let execfn = program.as_bytes().to_vec();
+            (
+                image.into(),
+                execfn,
+                path_string(&path),
+                Some((fs, cwd.path)),
+            )
+        }
+    };
 
     let mut envp: Vec<Vec<u8>> = if args.clear_env {
         Vec::new()
@@ -123,18 +210,26 @@ fn exec(args: ExecArgs) -> Result<i32> {
         PLATFORM_RESERVED + memory_size,
         PLATFORM_RESERVED,
     )?);
-    let platform: Arc<dyn Platform> = Arc::new(KvmPlatform::new(Arc::clone(&memory))?);
+    let platform: Arc<dyn Platform> = sentry::platform::create(args.platform, Arc::clone(&memory))?;
     let kernel = Arc::new(Kernel::new(args.strace, platform.cpu_features()));
+    let mut cwd = Vec::new();
+    if let Some((fs, dir)) = root {
+        if kernel.set_root(fs).is_err() {
+            bail!("the root filesystem was already mounted");
+        }
+        cwd = dir;
+    }
 
     let spec = ProcessSpec {
         image,
         argv,
         envp,
-        execfn: host_path.as_os_str().as_bytes().to_vec(),
-        exe_path: exe_path.as_os_str().as_bytes().to_vec(),
+        execfn,
+        exe_path,
         creds: Credentials::default(),
     };
     let mut task = kernel::new_process(Arc::clone(&kernel), platform.as_ref(), memory, spec)?;
+    task.cwd = cwd;
     tracing::debug!(task = task.tid, name = %task.name, entry = task.regs.rip, "starting");
 
     forward_termination_signals(Arc::clone(&kernel))?;
@@ -157,7 +252,40 @@ fn exec(args: ExecArgs) -> Result<i32> {
         tracing::info!(number, name, count, "unimplemented syscall census");
     }
     tracing::debug!(?status, "application finished");
+    if let Some(mut gofer) = gofer_process {
+        // The gofer exits once its connection closes; don't leave it behind.
+        drop(kernel);
+        let _ = gofer.kill();
+        let _ = gofer.wait();
+    }
     Ok(status.shell_code())
+}
+
+/// Starts `gofer serve --read-only --root DIR` on one end of a socket pair
+/// and returns the other end.
+fn start_gofer(
+    gofer: Option<&std::path::Path>,
+    root: &std::path::Path,
+) -> Result<(std::process::Child, std::os::unix::net::UnixStream)> {
+    use std::os::fd::AsRawFd;
+    let binary = match gofer {
+        Some(path) => path.to_path_buf(),
+        None => std::env::current_exe()?.with_file_name("gofer"),
+    };
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    // The child's end must survive exec: clear close-on-exec on it alone.
+    let flags = rustix::io::fcntl_getfd(&theirs)?;
+    rustix::io::fcntl_setfd(&theirs, flags - rustix::io::FdFlags::CLOEXEC)?;
+    let child = std::process::Command::new(&binary)
+        .arg("serve")
+        .arg("--read-only")
+        .arg("--root")
+        .arg(root)
+        .arg("--fd")
+        .arg(theirs.as_raw_fd().to_string())
+        .spawn()
+        .with_context(|| format!("starting gofer {}", binary.display()))?;
+    Ok((child, ours))
 }
 
 /// SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to the sentry end the application
@@ -180,6 +308,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Exec(args) => exec(args),
+        Command::Boot(args) => boot(args),
     };
     match result {
         Ok(code) => std::process::exit(code),
