@@ -429,8 +429,8 @@ fn main() -> Result<()> {
             rows.push((runner, startup(runner, &sentry, &hello, args.startup_runs)));
         }
         Table {
-            what: "startup to exit of a static hello via `sentry exec` (no supervisor \
-                   yet: `supervisor do` not measured)"
+            what: "startup to exit of a static hello via `sentry exec` (startup_bench \
+                   times `supervisor do` on each platform)"
                 .into(),
             unit: "run",
             rows,
@@ -507,7 +507,7 @@ fn main() -> Result<()> {
             verdict(m / native_mixed <= MIXED_TARGET_RATIO)
         );
     }
-    println!("    startup via `supervisor do`: not measured (the supervisor does not exist yet)");
+    println!("    startup via `supervisor do` on each platform: see startup_bench");
     if sentries.contains(&Runner::KVM) {
         println!("targets (issue 3, kvm):");
         if let Some(g) = getpid_table.median_of(Runner::KVM) {

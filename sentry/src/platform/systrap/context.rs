@@ -55,25 +55,25 @@ pub(super) fn hand_to_stub(area: &ThreadArea, state: u32) {
 
 /// Waits until the stub hands the turn back: `spin` polls, then futex waits
 /// (flagging SLEEPING so the stub wakes us), checking now and then that the
-/// stub still lives.
+/// stub still lives. Returns whether the turn came back during the spin.
 pub(super) fn wait_for_trap(
     area: &ThreadArea,
     stub: &StubProcess,
     spin: u32,
     deadline: Option<Instant>,
-) -> Result<(), PlatformError> {
+) -> Result<bool, PlatformError> {
     let state = area.state();
     let trapped = |s: u32| s & !STATE_SLEEPING == STATE_TRAPPED;
     for _ in 0..spin {
         if trapped(state.load(Ordering::Acquire)) {
-            return Ok(());
+            return Ok(true);
         }
         std::hint::spin_loop();
     }
     loop {
         let s = state.load(Ordering::Acquire);
         if trapped(s) {
-            return Ok(());
+            return Ok(false);
         }
         if s & STATE_SLEEPING == 0
             && state
@@ -84,7 +84,7 @@ pub(super) fn wait_for_trap(
         }
         futex_wait(state, s | STATE_SLEEPING, LIVENESS_POLL);
         if trapped(state.load(Ordering::Acquire)) {
-            return Ok(());
+            return Ok(false);
         }
         stub.check_alive()?;
         if deadline.is_some_and(|d| Instant::now() > d) {
@@ -139,10 +139,24 @@ struct Counters {
 pub struct SystrapContext {
     id: u64,
     memory: Arc<MemoryFile>,
+    /// The most either side spins before sleeping.
     spin: u32,
+    /// The spin in force now: spinning only pays while the other side has
+    /// a CPU of its own, so it shrinks when turns keep arriving after it
+    /// and grows back when they arrive during it.
+    spin_now: u32,
+    /// Turns in a row that arrived only after the spin.
+    missed: u32,
+    /// Switches since spinning was turned off, to try it again now and then.
+    since_off: u32,
     kick: Arc<Kick>,
     counters: Counters,
 }
+
+/// Missed spins in a row that halve the spin.
+const SPIN_MISSES_TO_SHRINK: u32 = 3;
+/// Switches without spinning before a spin is tried again.
+const SPIN_RETRY_AFTER: u32 = 128;
 
 impl SystrapContext {
     pub(super) fn new(id: u64, memory: Arc<MemoryFile>, spin: u32) -> Self {
@@ -150,8 +164,35 @@ impl SystrapContext {
             id,
             memory,
             spin,
+            spin_now: spin,
+            missed: 0,
+            since_off: 0,
             kick: Arc::new(Kick::default()),
             counters: Counters::default(),
+        }
+    }
+
+    /// Adjusts `spin_now` after a turn that came back during the spin
+    /// (`caught`) or after it.
+    fn adapt_spin(&mut self, caught: bool) {
+        if self.spin == 0 {
+            return;
+        }
+        if caught {
+            self.missed = 0;
+            self.spin_now = self.spin_now.saturating_mul(2).clamp(1, self.spin);
+        } else if self.spin_now > 0 {
+            self.missed += 1;
+            if self.missed >= SPIN_MISSES_TO_SHRINK {
+                self.missed = 0;
+                self.spin_now /= 2;
+            }
+        } else {
+            self.since_off += 1;
+            if self.since_off >= SPIN_RETRY_AFTER {
+                self.since_off = 0;
+                self.spin_now = (self.spin / 4).max(1);
+            }
         }
     }
 
@@ -374,6 +415,8 @@ impl Context for SystrapContext {
         area.write(CTL_FS_BASE, regs.fs_base);
         area.write(CTL_GS_BASE, regs.gs_base);
 
+        // The stub spins as long as we do while it waits for our answer.
+        area.write(CTL_SPIN, u64::from(self.spin_now));
         hand_to_stub(
             area,
             if deferred > 0 {
@@ -382,9 +425,10 @@ impl Context for SystrapContext {
                 STATE_APP
             },
         );
-        let waited = wait_for_trap(area, &space.stub, self.spin, None);
+        let waited = wait_for_trap(area, &space.stub, self.spin_now, None);
         self.kick.set_target(None);
-        waited?;
+        let caught = waited?;
+        self.adapt_spin(caught);
         if deferred > 0 {
             check_op_results(area, deferred)?;
         }
@@ -429,6 +473,32 @@ impl Drop for SystrapContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spin_shrinks_when_turns_come_late_and_comes_back() {
+        let memory = Arc::new(MemoryFile::new(8 << 20, 4 << 20).expect("memory file"));
+        let mut ctx = SystrapContext::new(0, memory, 1000);
+        for _ in 0..SPIN_MISSES_TO_SHRINK {
+            ctx.adapt_spin(false);
+        }
+        assert_eq!(ctx.spin_now, 500, "three misses halve the spin");
+        let mut misses = 0;
+        while ctx.spin_now > 0 {
+            ctx.adapt_spin(false);
+            misses += 1;
+            assert!(misses < 100, "a spin that never pays is turned off");
+        }
+        for _ in 0..SPIN_RETRY_AFTER {
+            ctx.adapt_spin(false);
+        }
+        assert_eq!(ctx.spin_now, 250, "and tried again after a while");
+        ctx.adapt_spin(true);
+        ctx.adapt_spin(true);
+        assert_eq!(ctx.spin_now, 1000, "catches grow it back to the budget");
+        let mut off = SystrapContext::new(0, Arc::clone(&ctx.memory), 0);
+        off.adapt_spin(true);
+        assert_eq!(off.spin_now, 0, "no budget, no spin (one CPU)");
+    }
 
     fn gregs(trapno: u64, err: u64, cr2: u64) -> [u64; NGREG] {
         let mut g = [0u64; NGREG];
