@@ -26,7 +26,10 @@ DAEMON_PIDS+=($!)
 wait_for "$SOCK" $! dockerd
 DOCKER=("$DOCKER_BIN" -H "unix://$SOCK")
 for _ in $(seq 100); do "${DOCKER[@]}" info >/dev/null 2>&1 && break; sleep 0.1; done
-"${DOCKER[@]}" info 2>/dev/null | grep -q rvisor || fail "dockerd does not list the rvisor runtime"
+# Not `docker info | grep -q`: under pipefail, grep leaving early can kill
+# docker with SIGPIPE and fail the pipeline although the line was there.
+info=$("${DOCKER[@]}" info 2>/dev/null) || true
+grep -q rvisor <<<"$info" || fail "dockerd does not list the rvisor runtime"
 
 "${DOCKER[@]}" import "$WORK/rootfs.tar" rvisor-busybox:latest >/dev/null
 run() { "${DOCKER[@]}" run --rm --runtime=rvisor --network=none rvisor-busybox "$@"; }

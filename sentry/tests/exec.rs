@@ -3,13 +3,18 @@
 //! under `sentry exec`. Every program checks its own results.
 //!
 //! Every test runs once per platform, as gVisor runs each syscall test on each
-//! platform: `platform_tests!` turns `fn name(platform) { .. }` into
-//! `name::kvm` and `name::systrap`. The KVM variants skip when /dev/kvm is
-//! unusable. A test that is about one platform says so in its name.
+//! platform: `platform_tests!` (tests/common) turns `fn name(platform) { .. }`
+//! into `name::kvm` and `name::systrap`. The KVM variants skip when /dev/kvm
+//! is unusable. A test that is about one platform says so in its name.
+
+#[macro_use]
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+use common::{kvm_available, Platform};
 
 const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
 
@@ -86,65 +91,6 @@ fn binaries(name: &str) -> Vec<(String, PathBuf)> {
         .filter(|(n, _)| n.starts_with(&prefix))
         .cloned()
         .collect()
-}
-
-fn kvm_available() -> bool {
-    let ok = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    if !ok {
-        eprintln!("/dev/kvm is not usable: skipping");
-    }
-    ok
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Platform {
-    Kvm,
-    Systrap,
-}
-
-impl Platform {
-    fn name(self) -> &'static str {
-        match self {
-            Platform::Kvm => "kvm",
-            Platform::Systrap => "systrap",
-        }
-    }
-
-    fn available(self) -> bool {
-        match self {
-            Platform::Kvm => kvm_available(),
-            Platform::Systrap => true,
-        }
-    }
-}
-
-/// `fn name(platform: Platform) { body }` → tests `name::kvm` and `name::systrap`.
-macro_rules! platform_tests {
-    ($($(#[$meta:meta])* fn $name:ident($platform:ident: Platform) $body:block)*) => {$(
-        $(#[$meta])*
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            fn body($platform: Platform) $body
-
-            #[test]
-            fn kvm() {
-                if Platform::Kvm.available() {
-                    body(Platform::Kvm);
-                }
-            }
-
-            #[test]
-            fn systrap() {
-                body(Platform::Systrap);
-            }
-        }
-    )*};
 }
 
 fn sentry_command(platform: Platform, extra: &[&str], program: &Path, args: &[&str]) -> Command {

@@ -2,15 +2,20 @@
 //! gofer process, and programs inside see it through the file syscalls.
 //! Needs the gofer binary built beside the sentry (`cargo test --workspace`
 //! builds both).
+//!
+//! Every test runs on both platforms (`name::kvm`, `name::systrap`, see
+//! tests/common); the KVM variants skip when /dev/kvm is unusable.
+
+#[macro_use]
+mod common;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::Platform;
+
 const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
-/// The platform these tests run on (the systrap platform gets them too once
-/// the whole suite runs on both).
-const PLATFORM: &str = "kvm";
 
 fn gofer_binary() -> PathBuf {
     let path = Path::new(SENTRY).with_file_name("gofer");
@@ -67,11 +72,11 @@ fn compile(compiler: &str, out: &Path) -> bool {
     }
 }
 
-fn run_in_root(root: &Path, args: &[&str]) -> Output {
+fn run_in_root(platform: Platform, root: &Path, args: &[&str]) -> Output {
     Command::new(SENTRY)
         .arg("exec")
         .arg("--platform")
-        .arg(PLATFORM)
+        .arg(platform.name())
         .arg("--root")
         .arg(root)
         .arg("--gofer")
@@ -92,93 +97,93 @@ fn assert_success(out: &Output, what: &str) {
     );
 }
 
-#[test]
-fn file_syscalls_see_the_gofer_served_root() {
-    let work = tempfile::tempdir().unwrap();
-    let mut ran = 0;
-    for compiler in ["cc", "musl-gcc"] {
-        let program = work.path().join(format!("fs-{compiler}"));
-        if !compile(compiler, &program) {
-            eprintln!("{compiler} not found: skipped");
-            continue;
+platform_tests! {
+    fn file_syscalls_see_the_gofer_served_root(platform: Platform) {
+        let work = tempfile::tempdir().unwrap();
+        let mut ran = 0;
+        for compiler in ["cc", "musl-gcc"] {
+            let program = work.path().join(format!("fs-{compiler}"));
+            if !compile(compiler, &program) {
+                eprintln!("{compiler} not found: skipped");
+                continue;
+            }
+            let root = work.path().join(format!("root-{compiler}"));
+            build_root(&root, &program);
+            let out = run_in_root(platform, &root, &["/bin/fs"]);
+            assert_success(&out, compiler);
+            assert!(String::from_utf8_lossy(&out.stdout).contains("fs ok"));
+            ran += 1;
         }
-        let root = work.path().join(format!("root-{compiler}"));
-        build_root(&root, &program);
-        let out = run_in_root(&root, &["/bin/fs"]);
-        assert_success(&out, compiler);
-        assert!(String::from_utf8_lossy(&out.stdout).contains("fs ok"));
-        ran += 1;
+        assert!(ran > 0, "no C compiler to build the test program");
     }
-    assert!(ran > 0, "no C compiler to build the test program");
-}
 
-#[test]
-fn missing_or_unexecutable_programs_are_refused() {
-    let work = tempfile::tempdir().unwrap();
-    std::fs::create_dir(work.path().join("etc")).unwrap();
-    std::fs::write(work.path().join("etc/hostname"), b"x").unwrap();
-    let out = run_in_root(work.path(), &["/bin/none"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ENOENT"),
-        "{out:?}"
-    );
-    let out = run_in_root(work.path(), &["/etc/hostname"]);
-    assert_eq!(out.status.code(), Some(125));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("EACCES"),
-        "{out:?}"
-    );
-}
-
-/// Debian's busybox-static, when installed: real tools over the gofer.
-#[test]
-fn busybox_tools_read_the_root() {
-    let busybox = Path::new("/bin/busybox");
-    if !busybox.exists() {
-        eprintln!("busybox-static not installed: skipped");
-        return;
+    fn missing_or_unexecutable_programs_are_refused(platform: Platform) {
+        let work = tempfile::tempdir().unwrap();
+        std::fs::create_dir(work.path().join("etc")).unwrap();
+        std::fs::write(work.path().join("etc/hostname"), b"x").unwrap();
+        let out = run_in_root(platform, work.path(), &["/bin/none"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("ENOENT"),
+            "{out:?}"
+        );
+        let out = run_in_root(platform, work.path(), &["/etc/hostname"]);
+        assert_eq!(out.status.code(), Some(125));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("EACCES"),
+            "{out:?}"
+        );
     }
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path();
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
-    symlink("busybox", root.join("bin/sh")).unwrap();
-    std::fs::write(root.join("etc/hostname"), b"sandbox\n").unwrap();
-    let out = run_in_root(root, &["/bin/busybox", "cat", "/etc/hostname"]);
-    assert_success(&out, "cat");
-    assert_eq!(out.stdout, b"sandbox\n");
-    let out = run_in_root(root, &["/bin/busybox", "ls", "/bin"]);
-    assert_success(&out, "ls");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .collect::<Vec<_>>(),
-        ["busybox", "sh"]
-    );
-    let out = run_in_root(
-        root,
-        &[
-            "/bin/sh",
-            "-c",
-            "cd /etc; pwd; read x < hostname; echo $x; exit 3",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(3), "{out:?}");
-    assert_eq!(out.stdout, b"/etc\nsandbox\n");
-    let out = run_in_root(root, &["/bin/busybox", "touch", "/etc/new"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
-        "{out:?}"
-    );
-    let md5 = run_in_root(root, &["/bin/busybox", "md5sum", "/bin/busybox"]);
-    assert_success(&md5, "md5sum");
-    let host = Command::new("md5sum").arg(busybox).output().unwrap();
-    assert_eq!(
-        md5.stdout[..32],
-        host.stdout[..32],
-        "the program reads the same bytes as the host"
-    );
+
+    /// Debian's busybox-static, when installed: real tools over the gofer.
+    fn busybox_tools_read_the_root(platform: Platform) {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            eprintln!("busybox-static not installed: skipped");
+            return;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        symlink("busybox", root.join("bin/sh")).unwrap();
+        std::fs::write(root.join("etc/hostname"), b"sandbox\n").unwrap();
+        let out = run_in_root(platform, root, &["/bin/busybox", "cat", "/etc/hostname"]);
+        assert_success(&out, "cat");
+        assert_eq!(out.stdout, b"sandbox\n");
+        let out = run_in_root(platform, root, &["/bin/busybox", "ls", "/bin"]);
+        assert_success(&out, "ls");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["busybox", "sh"]
+        );
+        let out = run_in_root(
+            platform,
+            root,
+            &[
+                "/bin/sh",
+                "-c",
+                "cd /etc; pwd; read x < hostname; echo $x; exit 3",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert_eq!(out.stdout, b"/etc\nsandbox\n");
+        let out = run_in_root(platform, root, &["/bin/busybox", "touch", "/etc/new"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+            "{out:?}"
+        );
+        let md5 = run_in_root(platform, root, &["/bin/busybox", "md5sum", "/bin/busybox"]);
+        assert_success(&md5, "md5sum");
+        let host = Command::new("md5sum").arg(busybox).output().unwrap();
+        assert_eq!(
+            md5.stdout[..32],
+            host.stdout[..32],
+            "the program reads the same bytes as the host"
+        );
+    }
 }

@@ -32,7 +32,7 @@ fn field(field: impl Into<String>, why: impl Into<String>) -> BundleError {
 }
 
 /// Namespace types the OCI runtime spec defines.
-const NAMESPACE_TYPES: &[&str] = &[
+pub const NAMESPACE_TYPES: &[&str] = &[
     "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time",
 ];
 

@@ -63,23 +63,9 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Platform {
-    Auto,
-    Kvm,
-    Systrap,
-}
-
-impl Platform {
-    /// The name the sentry's `--platform` takes.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Auto => "auto",
-            Platform::Kvm => "kvm",
-            Platform::Systrap => "systrap",
-        }
-    }
-}
+/// `--platform`: the sentry's own choice of platform (auto, kvm, systrap),
+/// passed to it by name in the boot message.
+pub use sentry::platform::PlatformKind as Platform;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Network {
@@ -109,6 +95,9 @@ pub enum Command {
     Ps(PsArgs),
     /// Write a default config.json.
     Spec(SpecArgs),
+    /// Print what this runtime supports as JSON (OCI features), with the
+    /// platforms and what `--platform auto` picks on this host.
+    Features,
     /// Run a host program in a sandbox whose root is the host's `/`, served
     /// read-only; no bundle needed. Exits with the program's status.
     Do(DoArgs),

@@ -297,7 +297,7 @@ pub fn build(
         }],
         strace: g.strace,
         memory_mib: 1024,
-        platform: g.platform.as_str().into(),
+        platform: g.platform.to_string(),
         wait_for_start,
     };
     ipc::send(&boot_ours, &boot, &[control.as_fd(), sentry_9p.as_fd()])

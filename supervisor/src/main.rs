@@ -4,6 +4,7 @@ mod bundle;
 mod cgroup;
 mod cli;
 mod container;
+mod features;
 mod host;
 mod install;
 mod log;
@@ -98,6 +99,10 @@ fn run(g: &GlobalOpts, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Spec(a) => spec(&a)?,
+        Command::Features => {
+            let doc = features::features(features::auto_platform());
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
         Command::Pause(a) => container::pause(g, &host, &a.id, true)?,
         Command::Resume(a) => container::pause(g, &host, &a.id, false)?,
         Command::Update(a) => container::update(g, &host, &a.id, &update_resources(&a)?)?,

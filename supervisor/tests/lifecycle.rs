@@ -3,9 +3,15 @@
 //! containerd's shim drives runc: the test process is a child subreaper and
 //! learns exit codes only from wait() on the --pid-file process.
 //!
-//! Needs root, /dev/kvm, /bin/busybox (apt package busybox-static) and the
+//! Needs root, /bin/busybox (apt package busybox-static) and the
 //! workspace's gofer and sentry binaries built next to the supervisor
 //! (`cargo test --workspace` builds them).
+//!
+//! Every test that builds a sandbox runs once per platform, through the
+//! supervisor's global `--platform`: `platform_tests!` turns
+//! `fn name(platform) { .. }` into `name::kvm` and `name::systrap`; the KVM
+//! variants skip, saying why, when /dev/kvm is unusable. Tests that build
+//! no sandbox run once and say so.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -16,6 +22,64 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 const SUPERVISOR: &str = env!("CARGO_BIN_EXE_supervisor");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Platform {
+    Kvm,
+    Systrap,
+}
+
+impl Platform {
+    /// The name the supervisor's global `--platform` takes.
+    fn name(self) -> &'static str {
+        match self {
+            Platform::Kvm => "kvm",
+            Platform::Systrap => "systrap",
+        }
+    }
+
+    fn available(self) -> bool {
+        match self {
+            Platform::Kvm => match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+            {
+                Ok(_) => true,
+                Err(e) => {
+                    eprintln!("/dev/kvm is not usable ({e}): skipping the kvm variant");
+                    false
+                }
+            },
+            Platform::Systrap => true,
+        }
+    }
+}
+
+/// `fn name(platform: Platform) { body }` → tests `name::kvm` and `name::systrap`.
+macro_rules! platform_tests {
+    ($($(#[$meta:meta])* fn $name:ident($platform:ident: Platform) $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($platform: Platform) $body
+
+            #[test]
+            fn kvm() {
+                if Platform::Kvm.available() {
+                    body(Platform::Kvm);
+                }
+            }
+
+            #[test]
+            fn systrap() {
+                body(Platform::Systrap);
+            }
+        }
+    )*};
+}
 
 fn setup() {
     static ONCE: Once = Once::new();
@@ -38,13 +102,15 @@ fn setup() {
 }
 
 /// A bundle in a temp dir: rootfs = /bin/busybox plus symlinks.
+/// Every supervisor command on it passes `--platform`.
 struct Bundle {
     dir: tempfile::TempDir,
     root: tempfile::TempDir,
+    platform: Platform,
 }
 
 impl Bundle {
-    fn new(args: &[&str]) -> Self {
+    fn new(platform: Platform, args: &[&str]) -> Self {
         setup();
         let dir = tempfile::tempdir().unwrap();
         let rootfs = dir.path().join("rootfs");
@@ -60,6 +126,7 @@ impl Bundle {
         let b = Self {
             dir,
             root: tempfile::tempdir().unwrap(),
+            platform,
         };
         b.write_config(&config(args));
         b
@@ -86,6 +153,7 @@ impl Bundle {
             .arg("--log")
             .arg(self.log())
             .arg("--log-format=json")
+            .args(["--platform", self.platform.name()])
             .args(args)
             .current_dir(self.path())
             .stdin(Stdio::null());
@@ -183,128 +251,135 @@ fn seccomp_mode(pid: i32) -> String {
         .to_string()
 }
 
-#[test]
-fn create_state_start_exit_delete() {
-    let b = Bundle::new(&["/bin/sh", "-c", "echo hello from the sandbox"]);
-    let out = b.path().join("out");
-    let pid = b.create("life", &out);
-    let st = b.state("life");
-    assert_eq!(st["status"], "created");
-    assert_eq!(st["id"], "life");
-    assert_eq!(st["pid"], pid);
-    assert_eq!(st["ociVersion"], "1.0.2");
-    assert_eq!(st["bundle"], b.path().to_str().unwrap());
-    let created = st["created"].as_str().unwrap();
-    assert!(
-        humantime::parse_rfc3339(created).is_ok(),
-        "created {created:?} is not RFC 3339"
-    );
-    assert!(b.ok(&["start", "life"]).is_empty(), "start prints nothing");
-    assert_eq!(wait_code(pid), 0);
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "hello from the sandbox\n"
-    );
-    assert_eq!(b.state("life")["status"], "stopped");
-    b.ok(&["delete", "life"]);
-    assert!(!b.root.path().join("life").exists());
+platform_tests! {
+    fn create_state_start_exit_delete(platform: Platform) {
+        let b = Bundle::new(platform, &["/bin/sh", "-c", "echo hello from the sandbox"]);
+        let out = b.path().join("out");
+        let pid = b.create("life", &out);
+        let st = b.state("life");
+        assert_eq!(st["status"], "created");
+        assert_eq!(st["id"], "life");
+        assert_eq!(st["pid"], pid);
+        assert_eq!(st["ociVersion"], "1.0.2");
+        assert_eq!(st["bundle"], b.path().to_str().unwrap());
+        let created = st["created"].as_str().unwrap();
+        assert!(
+            humantime::parse_rfc3339(created).is_ok(),
+            "created {created:?} is not RFC 3339"
+        );
+        assert!(b.ok(&["start", "life"]).is_empty(), "start prints nothing");
+        assert_eq!(wait_code(pid), 0);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "hello from the sandbox\n"
+        );
+        assert_eq!(b.state("life")["status"], "stopped");
+        b.ok(&["delete", "life"]);
+        assert!(!b.root.path().join("life").exists());
+    }
 }
 
-#[test]
-fn run_returns_the_exit_code() {
-    let b = Bundle::new(&["sh", "-c", "exit 3"]);
-    let o = b.sv(
-        &["run", "--bundle", b.path().to_str().unwrap(), "three"],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(3));
-    assert!(
-        !b.root.path().join("three").exists(),
-        "run removes the container"
-    );
+platform_tests! {
+    fn run_returns_the_exit_code(platform: Platform) {
+        let b = Bundle::new(platform, &["sh", "-c", "exit 3"]);
+        let o = b.sv(
+            &["run", "--bundle", b.path().to_str().unwrap(), "three"],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(3));
+        assert!(
+            !b.root.path().join("three").exists(),
+            "run removes the container"
+        );
+    }
 }
 
-#[test]
-fn sandbox_processes_are_confined() {
-    let b = Bundle::new(&["sleep", "30"]);
-    let pid = b.create("confined", &b.path().join("out"));
-    let state: Value =
-        serde_json::from_slice(&std::fs::read(b.root.path().join("confined/state.json")).unwrap())
-            .unwrap();
-    let gofer = state["gofer_pid"].as_i64().unwrap() as i32;
-    assert_eq!(seccomp_mode(pid), "2", "sentry runs under seccomp");
-    assert_eq!(seccomp_mode(gofer), "2", "gofer runs under seccomp");
-    // The sentry's root is empty; the gofer's is the container's rootfs.
-    assert_eq!(
-        std::fs::read_dir(format!("/proc/{pid}/root"))
-            .unwrap()
-            .count(),
-        0
-    );
-    assert!(Path::new(&format!("/proc/{gofer}/root/bin/busybox")).exists());
-    assert_ne!(
-        std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
-        std::fs::read_link("/proc/self/ns/pid").unwrap()
-    );
-    let ps: Vec<i32> =
-        serde_json::from_str(&b.ok(&["ps", "--format", "json", "confined"])).unwrap();
-    assert_eq!(ps, vec![pid]);
-    b.ok(&["delete", "--force", "confined"]);
-    assert_eq!(wait_code(pid), 137);
+platform_tests! {
+    fn sandbox_processes_are_confined(platform: Platform) {
+        let b = Bundle::new(platform, &["sleep", "30"]);
+        let pid = b.create("confined", &b.path().join("out"));
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(b.root.path().join("confined/state.json")).unwrap())
+                .unwrap();
+        let gofer = state["gofer_pid"].as_i64().unwrap() as i32;
+        assert_eq!(seccomp_mode(pid), "2", "sentry runs under seccomp");
+        assert_eq!(seccomp_mode(gofer), "2", "gofer runs under seccomp");
+        // The sentry's root is empty; the gofer's is the container's rootfs.
+        assert_eq!(
+            std::fs::read_dir(format!("/proc/{pid}/root"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert!(Path::new(&format!("/proc/{gofer}/root/bin/busybox")).exists());
+        assert_ne!(
+            std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
+            std::fs::read_link("/proc/self/ns/pid").unwrap()
+        );
+        let ps: Vec<i32> =
+            serde_json::from_str(&b.ok(&["ps", "--format", "json", "confined"])).unwrap();
+        assert_eq!(ps, vec![pid]);
+        b.ok(&["delete", "--force", "confined"]);
+        assert_eq!(wait_code(pid), 137);
+    }
 }
 
-#[test]
-fn kill_term_then_kill_all_after_exit() {
-    let b = Bundle::new(&["sleep", "30"]);
-    let pid = b.create("term", &b.path().join("out"));
-    b.ok(&["start", "term"]);
-    assert_eq!(b.state("term")["status"], "running");
-    b.ok(&["kill", "term", "15"]);
-    assert_eq!(wait_code(pid), 128 + 15);
-    // containerd sends this after the init already exited: must succeed.
-    b.ok(&["kill", "--all", "term", "9"]);
-    b.ok(&["delete", "term"]);
+platform_tests! {
+    fn kill_term_then_kill_all_after_exit(platform: Platform) {
+        let b = Bundle::new(platform, &["sleep", "30"]);
+        let pid = b.create("term", &b.path().join("out"));
+        b.ok(&["start", "term"]);
+        assert_eq!(b.state("term")["status"], "running");
+        b.ok(&["kill", "term", "15"]);
+        assert_eq!(wait_code(pid), 128 + 15);
+        // containerd sends this after the init already exited: must succeed.
+        b.ok(&["kill", "--all", "term", "9"]);
+        b.ok(&["delete", "term"]);
+    }
 }
 
-#[test]
-fn kill_all_9_gives_137() {
-    let b = Bundle::new(&["sleep", "30"]);
-    let pid = b.create("nine", &b.path().join("out"));
-    b.ok(&["start", "nine"]);
-    b.ok(&["kill", "--all", "nine", "KILL"]);
-    assert_eq!(wait_code(pid), 137);
-    b.ok(&["delete", "nine"]);
+platform_tests! {
+    fn kill_all_9_gives_137(platform: Platform) {
+        let b = Bundle::new(platform, &["sleep", "30"]);
+        let pid = b.create("nine", &b.path().join("out"));
+        b.ok(&["start", "nine"]);
+        b.ok(&["kill", "--all", "nine", "KILL"]);
+        assert_eq!(wait_code(pid), 137);
+        b.ok(&["delete", "nine"]);
+    }
 }
 
-#[test]
-fn delete_force_twice_and_missing() {
-    let b = Bundle::new(&["sleep", "30"]);
-    let pid = b.create("twice", &b.path().join("out"));
-    b.ok(&["start", "twice"]);
-    b.ok(&["delete", "--force", "twice"]);
-    assert_eq!(wait_code(pid), 137);
-    b.ok(&["delete", "--force", "twice"]);
-    let o = b.sv(&["delete", "twice"], None);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+platform_tests! {
+    fn delete_force_twice_and_missing(platform: Platform) {
+        let b = Bundle::new(platform, &["sleep", "30"]);
+        let pid = b.create("twice", &b.path().join("out"));
+        b.ok(&["start", "twice"]);
+        b.ok(&["delete", "--force", "twice"]);
+        assert_eq!(wait_code(pid), 137);
+        b.ok(&["delete", "--force", "twice"]);
+        let o = b.sv(&["delete", "twice"], None);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    }
 }
 
-#[test]
-fn two_containers_at_once() {
-    let b = Bundle::new(&["sh", "-c", "exit 4"]);
-    let c = Bundle::new(&["sh", "-c", "echo second; exit 5"]);
-    let pb = b.create("first", &b.path().join("out"));
-    let pc = c.create("second", &c.path().join("out"));
-    b.ok(&["start", "first"]);
-    c.ok(&["start", "second"]);
-    assert_eq!(wait_code(pb), 4);
-    assert_eq!(wait_code(pc), 5);
-    assert_eq!(
-        std::fs::read_to_string(c.path().join("out")).unwrap(),
-        "second\n"
-    );
-    b.ok(&["delete", "first"]);
-    c.ok(&["delete", "second"]);
+platform_tests! {
+    fn two_containers_at_once(platform: Platform) {
+        let b = Bundle::new(platform, &["sh", "-c", "exit 4"]);
+        let c = Bundle::new(platform, &["sh", "-c", "echo second; exit 5"]);
+        let pb = b.create("first", &b.path().join("out"));
+        let pc = c.create("second", &c.path().join("out"));
+        b.ok(&["start", "first"]);
+        c.ok(&["start", "second"]);
+        assert_eq!(wait_code(pb), 4);
+        assert_eq!(wait_code(pc), 5);
+        assert_eq!(
+            std::fs::read_to_string(c.path().join("out")).unwrap(),
+            "second\n"
+        );
+        b.ok(&["delete", "first"]);
+        c.ok(&["delete", "second"]);
+    }
 }
 
 /// Processes whose command line mentions `needle`.
@@ -323,99 +398,101 @@ fn processes_mentioning(needle: &str) -> Vec<i32> {
     found
 }
 
-#[test]
-fn bad_configs_fail_create_and_leave_nothing() {
-    type Breaker = Box<dyn Fn(&Bundle)>;
-    let cases: Vec<(&str, Breaker, &str)> = vec![
-        (
-            "unreadable",
-            Box::new(|b: &Bundle| std::fs::remove_file(b.path().join("config.json")).unwrap()),
-            "config.json",
-        ),
-        (
-            "not-json",
-            Box::new(|b: &Bundle| {
-                std::fs::write(b.path().join("config.json"), "{\"ociVersion\": ").unwrap()
-            }),
-            "not valid JSON",
-        ),
-        (
-            "no-args",
-            Box::new(|b: &Bundle| {
-                let mut c = config(&["true"]);
-                c["process"].as_object_mut().unwrap().remove("args");
-                b.write_config(&c);
-            }),
-            "process.args",
-        ),
-        (
-            "bad-namespace",
-            Box::new(|b: &Bundle| {
-                let mut c = config(&["true"]);
-                c["linux"]["namespaces"][2]["type"] = json!("bogus");
-                b.write_config(&c);
-            }),
-            "linux.namespaces[2].type",
-        ),
-        (
-            "escaping-root",
-            Box::new(|b: &Bundle| {
-                let mut c = config(&["true"]);
-                c["root"]["path"] = json!("../../../etc");
-                b.write_config(&c);
-            }),
-            "root.path",
-        ),
-        (
-            "missing-program",
-            Box::new(|b: &Bundle| b.write_config(&config(&["/bin/nonexistent"]))),
-            "process.args[0]",
-        ),
-    ];
-    for (id, breakit, field) in cases {
-        let b = Bundle::new(&["true"]);
-        breakit(&b);
-        let pid_file = b.path().join("pid");
-        let o = b.sv(
-            &[
-                "create",
-                "--bundle",
-                b.path().to_str().unwrap(),
-                "--pid-file",
-                pid_file.to_str().unwrap(),
-                id,
-            ],
-            None,
-        );
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "{id}: create succeeded");
-        assert!(
-            stderr.contains(field),
-            "{id}: stderr {stderr:?} does not name {field}"
-        );
-        let log = std::fs::read_to_string(b.log()).unwrap();
-        let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
-        assert_eq!(last["level"], "error", "{id}");
-        assert!(
-            last["msg"].as_str().unwrap().contains(field),
-            "{id}: {last}"
-        );
-        assert!(last["time"].is_string());
-        assert!(
-            !b.root.path().join(id).exists(),
-            "{id}: state dir left behind"
-        );
-        assert!(!pid_file.exists(), "{id}: pid file written");
-        assert!(
-            processes_mentioning(b.path().to_str().unwrap()).is_empty(),
-            "{id}: processes left behind"
-        );
+platform_tests! {
+    fn bad_configs_fail_create_and_leave_nothing(platform: Platform) {
+        type Breaker = Box<dyn Fn(&Bundle)>;
+        let cases: Vec<(&str, Breaker, &str)> = vec![
+            (
+                "unreadable",
+                Box::new(|b: &Bundle| std::fs::remove_file(b.path().join("config.json")).unwrap()),
+                "config.json",
+            ),
+            (
+                "not-json",
+                Box::new(|b: &Bundle| {
+                    std::fs::write(b.path().join("config.json"), "{\"ociVersion\": ").unwrap()
+                }),
+                "not valid JSON",
+            ),
+            (
+                "no-args",
+                Box::new(|b: &Bundle| {
+                    let mut c = config(&["true"]);
+                    c["process"].as_object_mut().unwrap().remove("args");
+                    b.write_config(&c);
+                }),
+                "process.args",
+            ),
+            (
+                "bad-namespace",
+                Box::new(|b: &Bundle| {
+                    let mut c = config(&["true"]);
+                    c["linux"]["namespaces"][2]["type"] = json!("bogus");
+                    b.write_config(&c);
+                }),
+                "linux.namespaces[2].type",
+            ),
+            (
+                "escaping-root",
+                Box::new(|b: &Bundle| {
+                    let mut c = config(&["true"]);
+                    c["root"]["path"] = json!("../../../etc");
+                    b.write_config(&c);
+                }),
+                "root.path",
+            ),
+            (
+                "missing-program",
+                Box::new(|b: &Bundle| b.write_config(&config(&["/bin/nonexistent"]))),
+                "process.args[0]",
+            ),
+        ];
+        for (id, breakit, field) in cases {
+            let b = Bundle::new(platform, &["true"]);
+            breakit(&b);
+            let pid_file = b.path().join("pid");
+            let o = b.sv(
+                &[
+                    "create",
+                    "--bundle",
+                    b.path().to_str().unwrap(),
+                    "--pid-file",
+                    pid_file.to_str().unwrap(),
+                    id,
+                ],
+                None,
+            );
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{id}: create succeeded");
+            assert!(
+                stderr.contains(field),
+                "{id}: stderr {stderr:?} does not name {field}"
+            );
+            let log = std::fs::read_to_string(b.log()).unwrap();
+            let last: Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+            assert_eq!(last["level"], "error", "{id}");
+            assert!(
+                last["msg"].as_str().unwrap().contains(field),
+                "{id}: {last}"
+            );
+            assert!(last["time"].is_string());
+            assert!(
+                !b.root.path().join(id).exists(),
+                "{id}: state dir left behind"
+            );
+            assert!(!pid_file.exists(), "{id}: pid file written");
+            assert!(
+                processes_mentioning(b.path().to_str().unwrap()).is_empty(),
+                "{id}: processes left behind"
+            );
+        }
     }
 }
 
+/// Platform-independent: no sandbox is built.
 #[test]
 fn log_file_is_created_even_when_failing() {
-    let b = Bundle::new(&["true"]);
+    let b = Bundle::new(Platform::Systrap, &["true"]);
     let o = b.sv(&["start", "nosuch"], None);
     assert!(!o.status.success());
     let log = std::fs::read_to_string(b.log()).unwrap();
@@ -423,6 +500,7 @@ fn log_file_is_created_even_when_failing() {
     assert!(last["msg"].as_str().unwrap().contains("does not exist"));
 }
 
+/// Platform-independent: no sandbox is built.
 #[test]
 fn spec_writes_a_loadable_config() {
     setup();
@@ -469,85 +547,89 @@ fn receive_console(listener: std::os::unix::net::UnixListener) -> std::os::fd::O
     panic!("no fd on the console socket");
 }
 
-#[test]
-fn console_socket_gives_the_application_a_terminal() {
-    let b = Bundle::new(&["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"]);
-    let mut c = config(&["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"]);
-    c["process"]["terminal"] = json!(true);
-    b.write_config(&c);
-    let sock = b.path().join("console.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let receiver = std::thread::spawn(move || receive_console(listener));
-    let pid_file = b.path().join("pid");
-    let o = b.sv(
-        &[
-            "create",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            "--console-socket",
-            sock.to_str().unwrap(),
-            "--pid-file",
-            pid_file.to_str().unwrap(),
-            "tty",
-        ],
-        None,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let master = receiver.join().unwrap();
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    b.ok(&["start", "tty"]);
-    let mut out = Vec::new();
-    let mut f = std::fs::File::from(master);
-    let mut buf = [0u8; 256];
-    // Read until the replica side closes (EIO) or the line has arrived.
-    while !String::from_utf8_lossy(&out).contains("on-a-tty") {
-        match std::io::Read::read(&mut f, &mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
+platform_tests! {
+    fn console_socket_gives_the_application_a_terminal(platform: Platform) {
+        let b = Bundle::new(platform, &["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"]);
+        let mut c = config(&["sh", "-c", "test -t 0 && test -t 1 && echo on-a-tty"]);
+        c["process"]["terminal"] = json!(true);
+        b.write_config(&c);
+        let sock = b.path().join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let receiver = std::thread::spawn(move || receive_console(listener));
+        let pid_file = b.path().join("pid");
+        let o = b.sv(
+            &[
+                "create",
+                "--bundle",
+                b.path().to_str().unwrap(),
+                "--console-socket",
+                sock.to_str().unwrap(),
+                "--pid-file",
+                pid_file.to_str().unwrap(),
+                "tty",
+            ],
+            None,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let master = receiver.join().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        b.ok(&["start", "tty"]);
+        let mut out = Vec::new();
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 256];
+        // Read until the replica side closes (EIO) or the line has arrived.
+        while !String::from_utf8_lossy(&out).contains("on-a-tty") {
+            match std::io::Read::read(&mut f, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
         }
+        assert_eq!(wait_code(pid), 0);
+        assert!(
+            String::from_utf8_lossy(&out).contains("on-a-tty\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+        b.ok(&["delete", "tty"]);
     }
-    assert_eq!(wait_code(pid), 0);
-    assert!(
-        String::from_utf8_lossy(&out).contains("on-a-tty\r\n"),
-        "{:?}",
-        String::from_utf8_lossy(&out)
-    );
-    b.ok(&["delete", "tty"]);
 }
 
-#[test]
-fn do_runs_a_host_program_on_the_host_root() {
-    setup();
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data.txt");
-    std::fs::write(&data, "read through the gofer\n").unwrap();
-    let o = Command::new(SUPERVISOR)
-        .arg("--root")
-        .arg(root.path())
-        .args(["do", "--", "/bin/busybox", "cat"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "read through the gofer\n"
-    );
-    let o = Command::new(SUPERVISOR)
-        .arg("--root")
-        .arg(root.path())
-        .args(["do", "--", "/bin/busybox", "sh", "-c", "exit 7"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(7));
-    assert!(
-        state_dirs(root.path()).is_empty(),
-        "do leaves no state behind"
-    );
+platform_tests! {
+    fn do_runs_a_host_program_on_the_host_root(platform: Platform) {
+        setup();
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data.txt");
+        std::fs::write(&data, "read through the gofer\n").unwrap();
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name()])
+            .args(["do", "--", "/bin/busybox", "cat"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "read through the gofer\n"
+        );
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name()])
+            .args(["do", "--", "/bin/busybox", "sh", "-c", "exit 7"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(7));
+        assert!(
+            state_dirs(root.path()).is_empty(),
+            "do leaves no state behind"
+        );
+    }
 }
 
 fn state_dirs(root: &Path) -> Vec<PathBuf> {

@@ -1,10 +1,13 @@
 //! Container startup to exit of a static hello, median of N runs:
 //! - `supervisor run` on an OCI bundle whose rootfs holds only the program
-//! - `supervisor do` on the same program (host root served read-only)
+//! - `supervisor do` on the same program (host root served read-only), with
+//!   the default `--platform auto` and then on each platform:
+//!   `supervisor --platform kvm do` and `supervisor --platform systrap do`
 //! - `runc run` and `crun run` on the same bundle, when installed
 //!
-//! Each line gives the ratio to runc (and to crun). Target: faster than
-//! runc. Timings are printed, never asserted. Needs root.
+//! Each line gives the ratio to runc (and to crun); the per-platform `do`
+//! lines are also compared with each other (issue 5's benchmark). Target:
+//! faster than runc. Timings are printed, never asserted. Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -114,16 +117,41 @@ impl Runtime {
         }
         Ok(took)
     }
+}
 
-    /// One warm-up run, then the median of `runs`.
-    fn median(&self, runs: usize) -> Result<Duration> {
-        self.run_once(usize::MAX)?;
-        let mut times = (0..runs)
-            .map(|n| self.run_once(n))
-            .collect::<Result<Vec<_>>>()?;
-        times.sort();
-        Ok(times[times.len() / 2])
+/// One warm-up run of each runtime, then `runs` rounds of one run each,
+/// interleaved so that drift on the host (page cache, frequency, other
+/// load) falls on every runtime alike; the median of each. A runtime that
+/// fails is reported and dropped.
+fn medians(runtimes: Vec<Runtime>, runs: usize) -> Vec<(&'static str, Duration)> {
+    let mut live: Vec<(Runtime, Vec<Duration>)> = runtimes
+        .into_iter()
+        .filter_map(|rt| match rt.run_once(usize::MAX) {
+            Ok(_) => Some((rt, Vec::with_capacity(runs))),
+            Err(e) => {
+                println!("{}: failed: {e:#}", rt.name);
+                None
+            }
+        })
+        .collect();
+    for n in 0..runs {
+        live.retain_mut(|(rt, times)| match rt.run_once(n) {
+            Ok(t) => {
+                times.push(t);
+                true
+            }
+            Err(e) => {
+                println!("{}: failed: {e:#}", rt.name);
+                false
+            }
+        });
     }
+    live.into_iter()
+        .map(|(rt, mut times)| {
+            times.sort();
+            (rt.name, times[times.len() / 2])
+        })
+        .collect()
 }
 
 /// The path of `name` on PATH.
@@ -193,30 +221,34 @@ fn main() -> Result<()> {
         }
         rt
     });
-    let mut rows: Vec<(&'static str, Option<Duration>)> = Vec::new();
-    for rt in [
-        Some(oci_run("supervisor run", supervisor.clone())),
-        Some(Runtime {
-            name: "supervisor do",
+    // `supervisor [--platform P] do hello`; None is the default (auto).
+    let supervisor_do = |name: &'static str, platform: Option<&str>| {
+        let mut args: Vec<String> = vec!["--root".into(), state_root(name)];
+        if let Some(p) = platform {
+            args.extend(["--platform".into(), p.into()]);
+        }
+        args.extend(["do".into(), hello.display().to_string()]);
+        Runtime {
+            name,
             program: supervisor.clone(),
-            args: vec![
-                "--root".into(),
-                state_root("do"),
-                "do".into(),
-                hello.display().to_string(),
-            ],
-        }),
+            args,
+        }
+    };
+    let runtimes: Vec<Runtime> = [
+        Some(oci_run("supervisor run", supervisor.clone())),
+        Some(supervisor_do("supervisor do", None)),
+        Some(supervisor_do("supervisor do kvm", Some("kvm"))),
+        Some(supervisor_do("supervisor do systrap", Some("systrap"))),
         which("runc").map(|p| oci_run("runc run", p)),
         crun,
     ]
     .into_iter()
     .flatten()
-    {
-        match rt.median(args.runs) {
-            Ok(m) => rows.push((rt.name, Some(m))),
-            Err(e) => println!("{}: failed: {e:#}", rt.name),
-        }
-    }
+    .collect();
+    let mut rows: Vec<(&'static str, Option<Duration>)> = medians(runtimes, args.runs)
+        .into_iter()
+        .map(|(name, d)| (name, Some(d)))
+        .collect();
     for name in ["runc run", "crun run"] {
         if !rows.iter().any(|(n, _)| n.starts_with(name)) {
             rows.push((name, None));
@@ -229,12 +261,12 @@ fn main() -> Result<()> {
     );
 
     println!(
-        "startup to exit of a static hello (bench/progs/hello.c), median of {} runs",
+        "startup to exit of a static hello (bench/progs/hello.c), median of {} interleaved runs",
         args.runs
     );
     for (name, d) in &rows {
         let Some(d) = d else {
-            println!("{name:<20} not installed");
+            println!("{name:<22} not installed");
             continue;
         };
         let ratio = |base: Option<Duration>| match base {
@@ -242,11 +274,30 @@ fn main() -> Result<()> {
             None => "     -".into(),
         };
         println!(
-            "{name:<20} {:>8.2} ms   vs runc {}   vs crun {}",
+            "{name:<22} {:>8.2} ms   vs runc {}   vs crun {}",
             ms(*d),
             ratio(runc),
             ratio(crun)
         );
+    }
+    let auto = Command::new(&supervisor)
+        .arg("features")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let doc: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+            Some(doc["rvisor"]["platformAuto"].as_str()?.to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("supervisor do per platform (the default, auto, picks {auto} here):");
+    match (find("supervisor do kvm"), find("supervisor do systrap")) {
+        (Some(kvm), Some(systrap)) => println!(
+            "  kvm {:.2} ms / systrap {:.2} ms = {:.2}",
+            ms(kvm),
+            ms(systrap),
+            kvm.as_secs_f64() / systrap.as_secs_f64()
+        ),
+        _ => println!("  a platform failed (see above): no ratio"),
     }
     if rows.iter().any(|(n, _)| *n == "crun run (*)") {
         println!(
