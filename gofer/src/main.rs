@@ -97,12 +97,8 @@ fn run(command: Command) -> Result<()> {
                 "{} system calls allowed; any other kills the gofer.",
                 seccomp::RULES.len()
             );
-            for r in seccomp::RULES {
-                let cond = match r.args {
-                    seccomp::ArgRule::Any => String::new(),
-                    seccomp::ArgRule::BitsSet { arg, mask } => format!(" [arg{arg} & {mask:#x}]"),
-                };
-                println!("{:<18} {}{}", r.name, r.why, cond);
+            for line in seccomp_rules::describe(seccomp::RULES) {
+                println!("{line}");
             }
             Ok(())
         }

@@ -1,43 +1,12 @@
 //! The gofer's seccomp allowlist, kept as data: one row per system call
 //! with the reason the gofer needs it. Anything else kills the process.
+//! The mechanism (compiling, installing) is the seccomp-rules crate's.
 //!
 //! Installed after setup (root opened, sockets bound, signal handler in
 //! place) and before the first request is read.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
-use thiserror::Error;
-
-/// A constraint on one argument.
-#[derive(Debug, Clone, Copy)]
-pub enum ArgRule {
-    /// Any arguments.
-    Any,
-    /// Argument `arg` must have every bit of `mask` set.
-    BitsSet { arg: u8, mask: u64 },
-}
-
-/// One allowed system call.
-#[derive(Debug, Clone, Copy)]
-pub struct Rule {
-    pub name: &'static str,
-    pub nr: i64,
-    pub args: ArgRule,
-    pub why: &'static str,
-}
-
-const fn any(name: &'static str, nr: i64, why: &'static str) -> Rule {
-    Rule {
-        name,
-        nr,
-        args: ArgRule::Any,
-        why,
-    }
-}
+use seccomp_rules::{any, clone3_refused, clone_threads_only};
+pub use seccomp_rules::{ArgRule, FilterError, Rule};
 
 /// Every system call the gofer makes while serving.
 pub const RULES: &[Rule] = &[
@@ -109,20 +78,8 @@ pub const RULES: &[Rule] = &[
     ),
     any("accept4", libc::SYS_accept4, "new clients on --socket"),
     // Threads: one per connection and per blocking request.
-    Rule {
-        name: "clone",
-        nr: libc::SYS_clone,
-        args: ArgRule::BitsSet {
-            arg: 0,
-            mask: libc::CLONE_THREAD as u64,
-        },
-        why: "new threads only, never new processes",
-    },
-    any(
-        "clone3",
-        libc::SYS_clone3,
-        "reaches only the ENOSYS filter, so libc falls back to clone",
-    ),
+    clone_threads_only(),
+    clone3_refused(),
     any("futex", libc::SYS_futex, "locks and condition variables"),
     any("set_robust_list", libc::SYS_set_robust_list, "thread start"),
     any("rseq", libc::SYS_rseq, "thread start"),
@@ -178,56 +135,11 @@ pub const RULES: &[Rule] = &[
     any("exit_group", libc::SYS_exit_group, "process exit"),
 ];
 
-#[derive(Debug, Error)]
-pub enum SeccompError {
-    #[error("building seccomp filter: {0}")]
-    Build(#[from] seccompiler::BackendError),
-    #[error("compiling seccomp filter: {0}")]
-    Compile(#[from] seccompiler::Error),
-}
-
-fn program(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    mismatch: SeccompAction,
-    matched: SeccompAction,
-) -> Result<BpfProgram, SeccompError> {
-    let filter = SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)?;
-    Ok(filter.try_into()?)
-}
-
-/// The compiled filters, in installation order: first clone3 → ENOSYS
-/// (its flags live in memory, out of a filter's sight), then the allowlist.
-pub fn filters() -> Result<Vec<BpfProgram>, SeccompError> {
-    let clone3 = program(
-        BTreeMap::from([(libc::SYS_clone3, vec![])]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-    )?;
-    let mut allow: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for rule in RULES {
-        let conditions = match rule.args {
-            ArgRule::Any => vec![],
-            ArgRule::BitsSet { arg, mask } => vec![SeccompRule::new(vec![SeccompCondition::new(
-                arg,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(mask),
-                mask,
-            )?])?],
-        };
-        allow.insert(rule.nr, conditions);
-    }
-    let allowlist = program(allow, SeccompAction::KillProcess, SeccompAction::Allow)?;
-    Ok(vec![clone3, allowlist])
-}
-
 /// Locks every thread of the process into the allowlist (sets no_new_privs).
 ///
 /// INVARIANT: called after setup and before the first client byte is read.
-pub fn install() -> Result<(), SeccompError> {
-    for prog in filters()? {
-        seccompiler::apply_filter_all_threads(&prog)?;
-    }
-    Ok(())
+pub fn install() -> Result<(), FilterError> {
+    seccomp_rules::install(RULES)
 }
 
 #[cfg(test)]
@@ -235,20 +147,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules_are_unique_and_compile() {
-        let mut seen = std::collections::HashSet::new();
-        for r in RULES {
-            assert!(seen.insert(r.nr), "{} listed twice", r.name);
-            assert!(!r.why.is_empty());
-        }
-        let progs = filters().unwrap();
-        assert_eq!(progs.len(), 2);
-        assert!(progs[1].len() > RULES.len());
-    }
-
-    #[test]
-    fn no_process_creation_or_exec_is_allowed() {
-        for nr in [
+    fn rules_are_unique_explained_and_never_create_processes_or_sockets() {
+        let forbidden = [
             libc::SYS_execve,
             libc::SYS_execveat,
             libc::SYS_fork,
@@ -258,11 +158,8 @@ mod tests {
             libc::SYS_connect,
             libc::SYS_open,
             libc::SYS_openat2,
-        ] {
-            assert!(
-                RULES.iter().all(|r| r.nr != nr),
-                "syscall {nr} must not be allowed"
-            );
-        }
+        ];
+        seccomp_rules::check_table(RULES, &forbidden).unwrap();
+        assert_eq!(seccomp_rules::compile(RULES).unwrap().len(), 2);
     }
 }

@@ -4,44 +4,11 @@
 //! application that tricks the sentry into an unexpected host call gains
 //! nothing.
 //!
-//! The gofer's list (gofer/src/seccomp.rs) has the same shape.
+//! The gofer's list (gofer/src/seccomp.rs) has the same shape; the
+//! seccomp-rules crate compiles and installs both.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
-use thiserror::Error;
-
-/// A constraint on one argument.
-#[derive(Debug, Clone, Copy)]
-pub enum ArgRule {
-    Any,
-    /// Argument `arg` must have every bit of `mask` set.
-    BitsSet {
-        arg: u8,
-        mask: u64,
-    },
-}
-
-/// One allowed system call.
-#[derive(Debug, Clone, Copy)]
-pub struct Rule {
-    pub name: &'static str,
-    pub nr: i64,
-    pub args: ArgRule,
-    pub why: &'static str,
-}
-
-const fn any(name: &'static str, nr: i64, why: &'static str) -> Rule {
-    Rule {
-        name,
-        nr,
-        args: ArgRule::Any,
-        why,
-    }
-}
+use seccomp_rules::{any, clone3_refused, clone_threads_only};
+pub use seccomp_rules::{ArgRule, FilterError, Rule};
 
 /// Every host system call of a running sentry.
 pub const RULES: &[Rule] = &[
@@ -105,20 +72,8 @@ pub const RULES: &[Rule] = &[
     any("ppoll", libc::SYS_ppoll, "waiting on sockets"),
     any("shutdown", libc::SYS_shutdown, "closing connections"),
     // Threads: the task threads, control and signals.
-    Rule {
-        name: "clone",
-        nr: libc::SYS_clone,
-        args: ArgRule::BitsSet {
-            arg: 0,
-            mask: libc::CLONE_THREAD as u64,
-        },
-        why: "new threads only, never new processes",
-    },
-    any(
-        "clone3",
-        libc::SYS_clone3,
-        "reaches only the ENOSYS filter, so libc falls back to clone",
-    ),
+    clone_threads_only(),
+    clone3_refused(),
     any(
         "futex",
         libc::SYS_futex,
@@ -188,54 +143,10 @@ pub const RULES: &[Rule] = &[
     ),
 ];
 
-#[derive(Debug, Error)]
-pub enum FilterError {
-    #[error("building seccomp filter: {0}")]
-    Build(#[from] seccompiler::BackendError),
-    #[error("compiling seccomp filter: {0}")]
-    Compile(#[from] seccompiler::Error),
-}
-
-fn program(
-    rules: BTreeMap<i64, Vec<SeccompRule>>,
-    mismatch: SeccompAction,
-    matched: SeccompAction,
-) -> Result<BpfProgram, FilterError> {
-    Ok(SeccompFilter::new(rules, mismatch, matched, TargetArch::x86_64)?.try_into()?)
-}
-
-/// The compiled filters, in installation order: clone3 → ENOSYS (its
-/// flags are in memory, out of a filter's sight), then the allowlist.
-pub fn filters() -> Result<Vec<BpfProgram>, FilterError> {
-    let clone3 = program(
-        BTreeMap::from([(libc::SYS_clone3, vec![])]),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-    )?;
-    let mut allow: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for rule in RULES {
-        let conditions = match rule.args {
-            ArgRule::Any => vec![],
-            ArgRule::BitsSet { arg, mask } => vec![SeccompRule::new(vec![SeccompCondition::new(
-                arg,
-                SeccompCmpArgLen::Qword,
-                SeccompCmpOp::MaskedEq(mask),
-                mask,
-            )?])?],
-        };
-        allow.insert(rule.nr, conditions);
-    }
-    let allowlist = program(allow, SeccompAction::KillProcess, SeccompAction::Allow)?;
-    Ok(vec![clone3, allowlist])
-}
-
 /// Locks every thread of the sentry into the allowlist (and sets
 /// no_new_privs).
 pub fn install() -> Result<(), FilterError> {
-    for prog in filters()? {
-        seccompiler::apply_filter_all_threads(&prog)?;
-    }
-    Ok(())
+    seccomp_rules::install(RULES)
 }
 
 #[cfg(test)]
@@ -243,18 +154,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rules_are_unique_and_compile() {
-        let mut seen = std::collections::HashSet::new();
-        for r in RULES {
-            assert!(seen.insert(r.nr), "{} listed twice", r.name);
-            assert!(!r.why.is_empty());
-        }
-        assert_eq!(filters().unwrap().len(), 2);
-    }
-
-    #[test]
-    fn no_escape_hatches() {
-        for nr in [
+    fn rules_are_unique_explained_and_leave_no_escape_hatch() {
+        let forbidden = [
             libc::SYS_execve,
             libc::SYS_execveat,
             libc::SYS_fork,
@@ -267,11 +168,8 @@ mod tests {
             libc::SYS_mount,
             libc::SYS_setns,
             libc::SYS_unshare,
-        ] {
-            assert!(
-                RULES.iter().all(|r| r.nr != nr),
-                "syscall {nr} must not be allowed"
-            );
-        }
+        ];
+        seccomp_rules::check_table(RULES, &forbidden).unwrap();
+        assert_eq!(seccomp_rules::compile(RULES).unwrap().len(), 2);
     }
 }
