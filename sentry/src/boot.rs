@@ -17,7 +17,7 @@ use crate::mm::memfile::MemoryFile;
 use crate::platform::kvm::layout::PLATFORM_RESERVED;
 use crate::platform::{Platform, PlatformKind};
 use crate::vfs::gofer::path_string;
-use crate::vfs::GoferFs;
+use crate::vfs::{Fs, GoferFs, OverlayFs, Vfs};
 
 /// A failed boot step, named.
 #[derive(Debug, Error)]
@@ -118,12 +118,32 @@ fn prepare(boot_sock: &UnixStream) -> Result<Ready, BootError> {
     crate::jail::pivot_into_empty_root().step("confining the sentry")?;
     crate::jail::drop_privileges().step("confining the sentry")?;
 
-    let fs = GoferFs::mount(root_sock).step("mounting the root from the gofer")?;
+    let root_gofer = GoferFs::mount(root_sock).step("mounting the root from the gofer")?;
+    // A root the spec leaves writable gets the in-memory overlay: the
+    // gofer itself always serves the root read-only.
+    let root_writable = boot.mounts.first().is_some_and(|m| !m.read_only);
+    let mut vfs = Vfs::new(if root_writable {
+        Fs::Overlay(OverlayFs::new(root_gofer))
+    } else {
+        Fs::Gofer(root_gofer)
+    });
+    // Volumes: one gofer connection each, in the order of mounts[1..].
+    for mount in boot.mounts.iter().skip(1) {
+        let sock = UnixStream::from(fds.next().ok_or_else(|| {
+            fail(
+                "boot message",
+                format!("no gofer socket for {}", mount.destination),
+            )
+        })?);
+        let volume = GoferFs::mount_with(sock, mount.read_only).step("mounting a volume")?;
+        vfs.mount(mount.destination.as_bytes(), Fs::Gofer(volume));
+    }
+    let fs = Arc::new(vfs);
     let process = &boot.process;
     let cwd = fs
         .resolve(&[], process.cwd.as_bytes(), true)
         .map_err(|e| fail("process.cwd", format!("{}: {e}", process.cwd)))?;
-    if !cwd.qid.is_dir() {
+    if !cwd.is_dir() {
         return Err(fail(
             "process.cwd",
             format!("{} is not a directory", process.cwd),
@@ -139,6 +159,17 @@ fn prepare(boot_sock: &UnixStream) -> Result<Ready, BootError> {
     if kernel.set_root(fs).is_err() {
         return Err(fail("mounting the root", "already mounted"));
     }
+    if let Some(name) = &boot.hostname {
+        kernel.set_hostname(name.as_bytes()).map_err(|_| {
+            fail(
+                "hostname",
+                format!("{name:?} is longer than {} bytes", kernel::UTS_NAME_MAX),
+            )
+        })?;
+    }
+    let rlimits =
+        kernel::rlimits_with(process.rlimits.iter().map(|r| (r.resource, r.soft, r.hard)))
+            .step("process.rlimits")?;
     let spec = ProcessSpec {
         image: image.into(),
         argv: process.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
@@ -149,6 +180,8 @@ fn prepare(boot_sock: &UnixStream) -> Result<Ready, BootError> {
             uid: process.user.uid,
             gid: process.user.gid,
         },
+        rlimits,
+        umask: process.user.umask.unwrap_or(kernel::DEFAULT_UMASK),
     };
     let status = if boot.wait_for_start {
         SandboxStatus::Created
@@ -177,7 +210,7 @@ fn prepare(boot_sock: &UnixStream) -> Result<Ready, BootError> {
 /// Looks `program` up as execve would after a shell's PATH search: a name
 /// with a slash is a path; a bare name is tried in each PATH directory.
 fn find_executable(
-    fs: &Arc<GoferFs>,
+    fs: &Vfs,
     cwd: &[Vec<u8>],
     program: &str,
     env: &[String],

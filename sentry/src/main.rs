@@ -16,7 +16,7 @@ use sentry::mm::memfile::MemoryFile;
 use sentry::platform::kvm::layout::PLATFORM_RESERVED;
 use sentry::platform::{Platform, PlatformKind};
 use sentry::vfs::gofer::path_string;
-use sentry::vfs::GoferFs;
+use sentry::vfs::{Fs, GoferFs, OverlayFs, Vfs};
 
 #[derive(Debug, Parser)]
 #[command(name = "sentry", version, about = "rvisor's application kernel")]
@@ -92,6 +92,10 @@ struct ExecArgs {
     /// gofer process; the program path is then looked up inside it.
     #[arg(long, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Put an in-memory writable overlay over --root: the application may
+    /// create and change files; the host directory is never written.
+    #[arg(long, requires = "root")]
+    overlay: bool,
     /// The working directory inside --root.
     #[arg(long, value_name = "PATH", default_value = "/", requires = "root")]
     cwd: String,
@@ -165,11 +169,16 @@ fn exec(args: ExecArgs) -> Result<i32> {
         Some(dir) => {
             let (child, stream) = start_gofer(args.gofer.as_deref(), dir)?;
             gofer_process = Some(child);
-            let fs = GoferFs::mount(stream).context("mounting the gofer's root")?;
+            let gofer = GoferFs::mount(stream).context("mounting the gofer's root")?;
+            let fs = Arc::new(Vfs::new(if args.overlay {
+                Fs::Overlay(OverlayFs::new(gofer))
+            } else {
+                Fs::Gofer(gofer)
+            }));
             let cwd = fs
                 .resolve(&[], args.cwd.as_bytes(), true)
                 .map_err(|e| anyhow::anyhow!("working directory {}: {e}", args.cwd))?;
-            if !cwd.qid.is_dir() {
+            if !cwd.is_dir() {
                 bail!("working directory {} is not a directory", args.cwd);
             }
             let (image, path) = fs
@@ -227,6 +236,8 @@ fn exec(args: ExecArgs) -> Result<i32> {
         execfn,
         exe_path,
         creds: Credentials::default(),
+        rlimits: kernel::default_rlimits(),
+        umask: kernel::DEFAULT_UMASK,
     };
     let mut task = kernel::new_process(Arc::clone(&kernel), platform.as_ref(), memory, spec)?;
     task.cwd = cwd;

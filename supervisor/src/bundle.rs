@@ -181,7 +181,9 @@ pub fn host_root(args: &[String]) -> Result<Bundle, BundleError> {
     let value = serde_json::json!({
         "ociVersion": "1.0.2",
         "process": {"args": args, "env": env, "cwd": cwd, "user": {"uid": 0, "gid": 0}},
-        "root": {"path": "/", "readonly": true},
+        // Writable: the host's / is served read-only and the sandbox's
+        // writes stay in the sentry's in-memory overlay.
+        "root": {"path": "/", "readonly": false},
         "linux": {"namespaces": [
             {"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}
         ]}

@@ -116,6 +116,13 @@ pub fn sentry_namespaces(net: &NetworkPlan) -> (CloneFlags, Vec<(PathBuf, CloneF
     (flags, join)
 }
 
+/// Whether the sentry's network namespace is a fresh one, whose loopback
+/// the runtime brings up (as runc does): a joined or the host's namespace
+/// is left as its owner configured it.
+pub fn brings_up_loopback(net: &NetworkPlan) -> bool {
+    matches!(net, NetworkPlan::New)
+}
+
 /// Undoes a half-built sandbox when `create` fails: kills what was spawned
 /// and removes the state directory.
 struct Cleanup<'a> {
@@ -220,17 +227,17 @@ pub fn build(
     }
 
     let read_only = bundle::root_read_only(&bundle.spec);
-    let mut gofer_args: Vec<std::ffi::OsString> = vec![
+    // The root gofer never writes: a writable root (`root.readonly: false`)
+    // takes its writes in the sentry's in-memory overlay.
+    let gofer_args: Vec<std::ffi::OsString> = vec![
         "serve".into(),
         "--pivot-root".into(),
+        "--read-only".into(),
         "--root".into(),
         bundle.rootfs.clone().into(),
         "--fd".into(),
         "3".into(),
     ];
-    if read_only {
-        gofer_args.push("--read-only".into());
-    }
     let gofer_pid = host.spawn(Launch {
         program: gofer_bin,
         args: gofer_args,
@@ -238,13 +245,15 @@ pub fn build(
         join: vec![],
         fds: vec![(gofer_9p.into(), 3)],
         stdio: Stdio::Detached(log_for("gofer")),
+        loopback_up: false,
     })?;
     cleanup.pids.push(gofer_pid);
     if let Some(cg) = &cgroup {
         cg.add(host.cgroups(), gofer_pid)?;
     }
 
-    let (flags, join) = sentry_namespaces(&bundle::network_plan(&bundle.spec, g.network));
+    let network = bundle::network_plan(&bundle.spec, g.network);
+    let (flags, join) = sentry_namespaces(&network);
     let mut sentry_args: Vec<std::ffi::OsString> =
         vec!["boot".into(), "--ipc-fd".into(), "3".into()];
     if let Some(log) = log_for("sentry") {
@@ -279,6 +288,7 @@ pub fn build(
         join,
         fds: vec![(boot_theirs.into(), 3)],
         stdio,
+        loopback_up: brings_up_loopback(&network),
     })?;
     cleanup.pids.push(sentry_pid);
     // Placed before the boot message: the application's memory is charged
@@ -650,6 +660,9 @@ mod tests {
         fn process(&self, pid: i32) -> ProcessInfo {
             *self.procs.borrow().get(&pid).unwrap_or(&ProcessInfo::Gone)
         }
+        fn children(&self, _: i32) -> Vec<i32> {
+            vec![]
+        }
         fn cgroups(&self) -> &dyn crate::cgroup::CgroupFs {
             &self.cgroups
         }
@@ -1012,5 +1025,9 @@ mod tests {
         assert!(!f.contains(CloneFlags::CLONE_NEWNET) && j.len() == 1);
         let (f, _) = sentry_namespaces(&NetworkPlan::Host);
         assert!(!f.contains(CloneFlags::CLONE_NEWNET));
+        assert!(brings_up_loopback(&NetworkPlan::New));
+        assert!(!brings_up_loopback(&NetworkPlan::Host));
+        let joined = NetworkPlan::Join("/proc/1/ns/net".into());
+        assert!(!brings_up_loopback(&joined));
     }
 }

@@ -60,6 +60,9 @@ pub struct Launch {
     /// Descriptors handed over, each at the given number in the child.
     pub fds: Vec<(OwnedFd, RawFd)>,
     pub stdio: Stdio,
+    /// Bring the loopback interface up in the child's network namespace
+    /// before exec (a fresh namespace has `lo` down).
+    pub loopback_up: bool,
 }
 
 /// What the host says about a pid.
@@ -80,6 +83,8 @@ pub trait Host {
     /// kill(2); a process already gone is not an error (returns false).
     fn kill(&self, pid: i32, signo: i32) -> Result<bool, HostError>;
     fn process(&self, pid: i32) -> ProcessInfo;
+    /// The live children of `pid` (every thread's), in pid order.
+    fn children(&self, pid: i32) -> Vec<i32>;
     /// The cgroup filesystem.
     fn cgroups(&self) -> &dyn CgroupFs;
 }
@@ -116,6 +121,10 @@ impl Host for LinuxHost {
         process_info(pid)
     }
 
+    fn children(&self, pid: i32) -> Vec<i32> {
+        children_of(pid)
+    }
+
     fn cgroups(&self) -> &dyn CgroupFs {
         &LinuxCgroupFs
     }
@@ -141,8 +150,80 @@ pub fn process_info(pid: i32) -> ProcessInfo {
     }
 }
 
+/// Every process whose parent (/proc/PID/stat field 4) is `pid`, in
+/// pid order. A scan of /proc rather than /proc/PID/task/TID/children,
+/// which kernels without CONFIG_PROC_CHILDREN lack.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    let mut found: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&child| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+                return false;
+            };
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().collect())
+                .unwrap_or_default();
+            // After the command: state (field 3), then ppid (field 4).
+            fields.first().is_some_and(|s| *s != "Z" && *s != "X")
+                && fields.get(1).and_then(|p| p.parse::<i32>().ok()) == Some(pid)
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
 /// Steps of the child between clone and exec, reported through a pipe.
-const STAGES: &[&str] = &["joining a namespace", "setting up descriptors", "exec"];
+const STAGES: &[&str] = &[
+    "joining a namespace",
+    "setting up descriptors",
+    "exec",
+    "bringing up the loopback interface",
+];
+
+/// `struct ifreq` as SIOCGIFFLAGS/SIOCSIFFLAGS use it: the interface
+/// name, then the flags at the start of the 24-byte union.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct IfreqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _union_rest: [u8; 22],
+}
+
+const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
+
+/// Sets IFF_UP on `lo` in the caller's network namespace. Async-signal-safe
+/// (raw system calls on stack data only): runs between clone and exec.
+///
+/// # Safety
+/// Only makes system calls; the caller must be prepared for errno to change.
+unsafe fn loopback_up() -> bool {
+    let mut req = IfreqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _union_rest: [0; 22],
+    };
+    req.name[..2].copy_from_slice(b"lo");
+    // SAFETY: plain system calls; `req` is a live ifreq-sized buffer.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return false;
+        }
+        let ok = libc::ioctl(s, SIOCGIFFLAGS as _, &mut req as *mut IfreqFlags) == 0 && {
+            req.flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(s, SIOCSIFFLAGS as _, &req as *const IfreqFlags) == 0
+        };
+        libc::close(s);
+        ok
+    }
+}
 
 fn spawn(launch: Launch) -> Result<i32, HostError> {
     let program = launch.program.display().to_string();
@@ -250,6 +331,9 @@ fn spawn(launch: Launch) -> Result<i32, HostError> {
                     report(0);
                 }
             }
+            if launch.loopback_up && !loopback_up() {
+                report(3);
+            }
             if let (Some(i), Some(o)) = (&stdin, &stdout) {
                 if libc::dup2(i.as_raw_fd(), 0) < 0
                     || libc::dup2(o.as_raw_fd(), 1) < 0
@@ -332,6 +416,7 @@ mod tests {
                 join: vec![],
                 fds: vec![],
                 stdio: Stdio::Detached(None),
+                loopback_up: false,
             })
             .unwrap_err()
             .to_string();
@@ -349,6 +434,7 @@ mod tests {
                 join: vec![],
                 fds: vec![(b.into(), 5)],
                 stdio: Stdio::Detached(None),
+                loopback_up: false,
             })
             .unwrap();
         let mut out = String::new();
@@ -356,5 +442,50 @@ mod tests {
         assert_eq!(out, "hello\n");
         let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
         assert!(matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)));
+    }
+
+    #[test]
+    fn children_of_lists_a_spawned_child() {
+        let child = std::process::Command::new("/bin/sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        assert!(children_of(me).contains(&pid));
+        let mut child = child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!children_of(me).contains(&pid));
+    }
+
+    #[test]
+    fn loopback_comes_up_in_a_new_network_namespace() {
+        if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/sbin/ip").exists() {
+            eprintln!("needs root and /usr/sbin/ip: skipped");
+            return;
+        }
+        let run = |loopback_up: bool| {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let pid = LinuxHost
+                .spawn(Launch {
+                    program: "/bin/sh".into(),
+                    args: vec!["-c".into(), "/usr/sbin/ip -o link show lo >&5".into()],
+                    new_namespaces: CloneFlags::CLONE_NEWNET,
+                    join: vec![],
+                    fds: vec![(b.into(), 5)],
+                    stdio: Stdio::Detached(None),
+                    loopback_up,
+                })
+                .unwrap();
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut &a, &mut out).unwrap();
+            nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+            out
+        };
+        let up = run(true);
+        assert!(up.contains(",UP"), "{up}");
+        let down = run(false);
+        assert!(!down.contains(",UP"), "{down}");
     }
 }

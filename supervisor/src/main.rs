@@ -8,6 +8,7 @@ mod features;
 mod host;
 mod install;
 mod log;
+mod ps;
 mod state;
 
 use std::process::ExitCode;
@@ -17,7 +18,6 @@ use clap::Parser;
 use tracing_subscriber::prelude::*;
 
 use cli::{Cli, Command, Format, GlobalOpts};
-use container::Status;
 use host::{Host, LinuxHost};
 
 fn main() -> ExitCode {
@@ -84,17 +84,30 @@ fn run(g: &GlobalOpts, command: Command) -> Result<ExitCode> {
         Command::List(a) => list(g, &host, &a)?,
         Command::Ps(a) => {
             let st = state::load(&g.root, &a.id)?;
-            let pids: Vec<i32> = match container::status_of(&host, &st) {
-                Status::Stopped => vec![],
-                _ => vec![st.pid],
-            };
+            let pids = ps::pids(&host, &st);
             match a.format {
                 Format::Json => println!("{}", serde_json::to_string(&pids)?),
                 Format::Table => {
-                    println!("PID");
-                    for p in pids {
-                        println!("{p}");
+                    // runc's table: the host's `ps` (default -ef), filtered.
+                    let ps_args = if a.ps_args.is_empty() {
+                        vec!["-ef".to_string()]
+                    } else {
+                        a.ps_args.clone()
+                    };
+                    let out = std::process::Command::new("ps")
+                        .args(&ps_args)
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                        .context("running ps")?;
+                    if !out.status.success() {
+                        anyhow::bail!(
+                            "ps {}: {}",
+                            ps_args.join(" "),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        );
                     }
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    print!("{}", ps::table(&text, &pids)?);
                 }
             }
         }

@@ -316,9 +316,22 @@ platform_tests! {
             std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap(),
             std::fs::read_link("/proc/self/ns/pid").unwrap()
         );
+        // Every host process of the sandbox, the sentry first: its
+        // children (systrap's stubs) and the gofer too.
         let ps: Vec<i32> =
             serde_json::from_str(&b.ok(&["ps", "--format", "json", "confined"])).unwrap();
-        assert_eq!(ps, vec![pid]);
+        assert_eq!(ps[0], pid);
+        assert!(ps.contains(&gofer), "{ps:?} lacks the gofer {gofer}");
+        for child in children_of(pid) {
+            assert!(ps.contains(&child), "{ps:?} lacks the sentry's child {child}");
+        }
+        if platform == Platform::Systrap {
+            assert!(!children_of(pid).is_empty(), "systrap runs stub processes");
+        }
+        let table = b.ok(&["ps", "confined"]);
+        let mut lines = table.lines();
+        assert!(lines.next().unwrap().contains("PID"), "{table}");
+        assert_eq!(lines.count(), ps.len(), "{table}");
         b.ok(&["delete", "--force", "confined"]);
         assert_eq!(wait_code(pid), 137);
     }
@@ -379,6 +392,88 @@ platform_tests! {
         );
         b.ok(&["delete", "first"]);
         c.ok(&["delete", "second"]);
+    }
+}
+
+/// Live children of `pid`, from /proc/*/stat's ppid.
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut found = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        if fields[0] != "Z" && fields[1].parse::<i32>() == Ok(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+platform_tests! {
+    fn spec_hostname_user_rlimits_and_umask_reach_the_application(platform: Platform) {
+        // One program per container: the sentry has no fork or execve
+        // yet, so each check is the program itself or shell builtins.
+        let cases: [(&[&str], &str); 5] = [
+            (&["/bin/busybox", "hostname"], "box1\n"),
+            (&["/bin/busybox", "uname", "-n"], "box1\n"),
+            (&["sh", "-c", "ulimit -n; ulimit -Hn; umask"], "321\n654\n0027\n"),
+            (&["/bin/busybox", "id", "-u"], "1000\n"),
+            (&["/bin/busybox", "id", "-g"], "1001\n"),
+        ];
+        for (i, (args, want)) in cases.into_iter().enumerate() {
+            let b = Bundle::new(platform, args);
+            let mut c = config(args);
+            c["hostname"] = json!("box1");
+            c["process"]["user"] = json!({"uid": 1000, "gid": 1001, "umask": 0o027});
+            c["process"]["rlimits"] = json!([
+                {"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}
+            ]);
+            b.write_config(&c);
+            let out = b.path().join("out");
+            let id = format!("ident{i}");
+            let pid = b.create(&id, &out);
+            b.ok(&["start", &id]);
+            let code = wait_code(pid);
+            let got = std::fs::read_to_string(&out).unwrap();
+            assert_eq!((code, got.as_str()), (0, want), "{args:?}");
+            b.ok(&["delete", &id]);
+        }
+    }
+}
+
+platform_tests! {
+    fn a_fresh_network_namespace_has_loopback_up(platform: Platform) {
+        if !Path::new("/usr/sbin/ip").exists() || !Path::new("/usr/bin/nsenter").exists() {
+            eprintln!("needs ip and nsenter: skipped");
+            return;
+        }
+        let b = Bundle::new(platform, &["true"]);
+        let pid = b.create("lo", &b.path().join("out"));
+        let ns = format!("/proc/{pid}/ns/net");
+        assert_ne!(
+            std::fs::read_link(&ns).unwrap(),
+            std::fs::read_link("/proc/self/ns/net").unwrap(),
+            "--network none gives the sentry its own namespace"
+        );
+        let o = Command::new("/usr/bin/nsenter")
+            .arg(format!("--net={ns}"))
+            .args(["/usr/sbin/ip", "-o", "link", "show", "lo"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(text.contains(",UP"), "lo is not up: {text}");
+        b.ok(&["delete", "--force", "lo"]);
+        assert_eq!(wait_code(pid), 137);
     }
 }
 
@@ -629,6 +724,24 @@ platform_tests! {
             state_dirs(root.path()).is_empty(),
             "do leaves no state behind"
         );
+        // Writes land in the sentry's in-memory overlay, never on the host.
+        let written = root.path().join("written.txt");
+        let script = format!(
+            "echo in-overlay > {0} && read x < {0} && echo \"$x\" && echo more >> {1}",
+            written.display(),
+            data.display()
+        );
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name()])
+            .args(["do", "--", "/bin/busybox", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "in-overlay\n");
+        assert!(!written.exists(), "the host's / is untouched");
+        assert_eq!(std::fs::read_to_string(&data).unwrap(), "read through the gofer\n");
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::signal::SignalState;
-use super::task::{default_rlimits, Credentials, Task};
+use super::task::{Credentials, Rlimit, Task, RLIM_NLIMITS};
 use super::Kernel;
 use crate::loader::{build_stack, load_elf, LoadError, StackSpec};
 use crate::mm::memfile::MemoryFile;
@@ -33,6 +33,10 @@ pub struct ProcessSpec {
     /// The absolute path readlink("/proc/self/exe") reports.
     pub exe_path: Vec<u8>,
     pub creds: Credentials,
+    /// Resource limits (`kernel::rlimits_with` builds them from a spec).
+    pub rlimits: [Rlimit; RLIM_NLIMITS],
+    /// The file mode creation mask.
+    pub umask: u32,
 }
 
 /// Creates the first task of a new process, ready to run at the entry point.
@@ -83,7 +87,8 @@ pub fn new_process(
         fds: FdTable::with_host_stdio(),
         creds: spec.creds,
         signals: SignalState::default(),
-        rlimits: default_rlimits(),
+        rlimits: spec.rlimits,
+        umask: spec.umask & 0o777,
         clear_child_tid: 0,
         robust_list: (0, 0),
         exe_path: spec.exe_path,

@@ -11,19 +11,33 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::platform::{CpuFeatures, Interrupt};
-use crate::vfs::GoferFs;
+use crate::vfs::Vfs;
 
 pub use exec::{new_process, ExecError, ProcessSpec};
 pub use run::run_task;
-pub use task::{Credentials, ExitStatus, Rlimit, Task, RLIM_INFINITY, RLIM_NLIMITS};
+pub use task::{
+    default_rlimits, rlimits_with, Credentials, ExitStatus, Rlimit, RlimitError, Task,
+    DEFAULT_UMASK, RLIM_INFINITY, RLIM_NLIMITS,
+};
 
-/// Identity we report from uname(2): our own, not the host's.
+/// Identity we report from uname(2): our own, not the host's. The node
+/// and domain names are per sandbox ([`Kernel::hostname`]); these are
+/// their defaults.
 pub const SYSNAME: &str = "Linux";
 pub const NODENAME: &str = "rvisor";
 pub const RELEASE: &str = "6.6.0-rvisor";
 pub const VERSION: &str = "#1 SMP rvisor";
 pub const MACHINE: &str = "x86_64";
 pub const DOMAINNAME: &str = "(none)";
+/// __NEW_UTS_LEN: the longest host or domain name sethostname(2) takes.
+pub const UTS_NAME_MAX: usize = 64;
+
+/// The UTS namespace's names, as sethostname(2)/setdomainname(2) set them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UtsNames {
+    pub hostname: Vec<u8>,
+    pub domainname: Vec<u8>,
+}
 
 /// State shared by every task of the sandbox.
 #[derive(Debug)]
@@ -39,7 +53,9 @@ pub struct Kernel {
     /// Sleeping tasks wait on this so a kill wakes them.
     wakeup: (Mutex<()>, Condvar),
     /// The root filesystem; without one every path lookup is ENOENT.
-    root: std::sync::OnceLock<Arc<GoferFs>>,
+    root: std::sync::OnceLock<Arc<Vfs>>,
+    /// Host and domain name (the sandbox is one UTS namespace).
+    uts: Mutex<UtsNames>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,16 +72,43 @@ impl Kernel {
             interrupters: Mutex::new(Vec::new()),
             wakeup: (Mutex::new(()), Condvar::new()),
             root: std::sync::OnceLock::new(),
+            uts: Mutex::new(UtsNames {
+                hostname: NODENAME.as_bytes().to_vec(),
+                domainname: DOMAINNAME.as_bytes().to_vec(),
+            }),
         }
     }
 
+    /// The UTS names uname(2) reports.
+    pub fn uts(&self) -> UtsNames {
+        lock(&self.uts).clone()
+    }
+
+    /// Sets the host name (the spec's `hostname`, or sethostname(2)).
+    pub fn set_hostname(&self, name: &[u8]) -> Result<(), crate::errno::Errno> {
+        if name.len() > UTS_NAME_MAX {
+            return Err(crate::errno::Errno::EINVAL);
+        }
+        lock(&self.uts).hostname = name.to_vec();
+        Ok(())
+    }
+
+    /// Sets the NIS domain name (setdomainname(2)).
+    pub fn set_domainname(&self, name: &[u8]) -> Result<(), crate::errno::Errno> {
+        if name.len() > UTS_NAME_MAX {
+            return Err(crate::errno::Errno::EINVAL);
+        }
+        lock(&self.uts).domainname = name.to_vec();
+        Ok(())
+    }
+
     /// Mounts the sandbox's root filesystem (once, before the first task runs).
-    pub fn set_root(&self, fs: Arc<GoferFs>) -> Result<(), Arc<GoferFs>> {
+    pub fn set_root(&self, fs: Arc<Vfs>) -> Result<(), Arc<Vfs>> {
         self.root.set(fs)
     }
 
     /// The root filesystem, or ENOENT for sandboxes without one.
-    pub fn root(&self) -> Result<&Arc<GoferFs>, crate::errno::Errno> {
+    pub fn root(&self) -> Result<&Arc<Vfs>, crate::errno::Errno> {
         self.root.get().ok_or(crate::errno::Errno::ENOENT)
     }
 

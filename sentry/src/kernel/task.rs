@@ -58,6 +58,40 @@ pub fn default_rlimits() -> [Rlimit; RLIM_NLIMITS] {
     limits
 }
 
+/// A new process's file mode creation mask when the spec sets none.
+pub const DEFAULT_UMASK: u32 = 0o022;
+
+/// Error applying a spec's rlimit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RlimitError {
+    #[error("rlimit {0} is not a resource this kernel has")]
+    UnknownResource(u32),
+    #[error("rlimit {resource}: soft limit {soft} is above the hard limit {hard}")]
+    SoftAboveHard { resource: u32, soft: u64, hard: u64 },
+}
+
+/// [`default_rlimits`] with `(resource, soft, hard)` entries applied in
+/// order, as runc's setrlimit calls for the spec's `process.rlimits`.
+pub fn rlimits_with(
+    entries: impl IntoIterator<Item = (u32, u64, u64)>,
+) -> Result<[Rlimit; RLIM_NLIMITS], RlimitError> {
+    let mut limits = default_rlimits();
+    for (resource, soft, hard) in entries {
+        let slot = limits
+            .get_mut(resource as usize)
+            .ok_or(RlimitError::UnknownResource(resource))?;
+        if soft > hard {
+            return Err(RlimitError::SoftAboveHard {
+                resource,
+                soft,
+                hard,
+            });
+        }
+        *slot = Rlimit { soft, hard };
+    }
+    Ok(limits)
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Credentials {
     pub uid: u32,
@@ -94,6 +128,8 @@ pub struct Task {
     pub creds: Credentials,
     pub signals: SignalState,
     pub rlimits: [Rlimit; RLIM_NLIMITS],
+    /// The file mode creation mask (umask(2)).
+    pub umask: u32,
     pub clear_child_tid: u64,
     pub robust_list: (u64, u64),
     /// What readlink("/proc/self/exe") returns.
@@ -146,5 +182,32 @@ impl Task {
             }
         };
         self.force_signal(SIGSEGV, code, addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_rlimits_override_the_defaults() {
+        let l = rlimits_with([(7, 256, 512), (4, 0, 0)]).unwrap();
+        assert_eq!(
+            l[7],
+            Rlimit {
+                soft: 256,
+                hard: 512
+            }
+        );
+        assert_eq!(l[4], Rlimit { soft: 0, hard: 0 });
+        assert_eq!(l[3], default_rlimits()[3]);
+        assert_eq!(
+            rlimits_with([(16, 1, 1)]),
+            Err(RlimitError::UnknownResource(16))
+        );
+        assert!(rlimits_with([(7, 2, 1)])
+            .unwrap_err()
+            .to_string()
+            .contains("soft limit 2 is above the hard limit 1"));
     }
 }

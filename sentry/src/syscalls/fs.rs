@@ -1,12 +1,15 @@
-//! File syscalls: stdio, and the gofer-served root (read-only for now).
+//! File syscalls: stdio, and the mounted filesystems (the gofer-served
+//! root, read-only or under the in-memory overlay, and volumes).
 
 use std::sync::Arc;
 
 use super::{copy_out, SyscallArgs, MAX_IO_CHUNK, PATH_MAX};
 use crate::errno::Errno;
 use crate::kernel::Task;
-use crate::vfs::gofer::{path_string, PathComponents, Resolved};
-use crate::vfs::{File, GoferFs, Stat};
+use crate::vfs::gofer::{path_string, PathComponents};
+use crate::vfs::mount::{Change, Resolved};
+use crate::vfs::overlay::{Kind, Owner};
+use crate::vfs::{File, Stat, Timespec, Vfs};
 
 const AT_FDCWD: i32 = -100;
 const AT_EMPTY_PATH: u32 = 0x1000;
@@ -189,8 +192,8 @@ fn start_dir(task: &Task, dirfd: i32, path: &[u8]) -> Result<PathComponents, Err
     if path.starts_with(b"/") || dirfd == AT_FDCWD {
         return Ok(task.cwd.clone());
     }
-    match &*task.fds.get(dirfd)? {
-        File::Gofer(dir) if dir.is_dir() => Ok(dir.path().to_vec()),
+    match task.fds.get(dirfd)?.path() {
+        Some((path, true)) => Ok(path.to_vec()),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -201,7 +204,7 @@ fn resolve(
     dirfd: i32,
     path: &[u8],
     follow: bool,
-) -> Result<(Arc<GoferFs>, Resolved), Errno> {
+) -> Result<(Arc<Vfs>, Resolved), Errno> {
     let root = Arc::clone(task.kernel.root()?);
     let start = start_dir(task, dirfd, path)?;
     let resolved = root.resolve(&start, path, follow)?;
@@ -225,12 +228,12 @@ fn stat_at(task: &mut Task, dirfd: i32, path_addr: u64, flags: u32) -> Result<St
             let root = Arc::clone(task.kernel.root()?);
             let cwd = task.cwd.clone();
             let resolved = root.resolve(&cwd, b".", true)?;
-            return root.stat(&resolved.fid);
+            return root.stat(&resolved.path);
         }
         return task.fds.get(dirfd)?.stat();
     }
     let (root, resolved) = resolve(task, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-    root.stat(&resolved.fid)
+    root.stat(&resolved.path)
 }
 
 pub fn stat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
@@ -261,71 +264,133 @@ pub fn statx(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     Ok(0)
 }
 
-fn open_at(task: &mut Task, dirfd: i32, path_addr: u64, flags: u32) -> Result<u64, Errno> {
-    let path = read_path(task, path_addr)?;
-    if flags & O_TMPFILE == O_TMPFILE {
-        // An unnamed file needs a writable filesystem.
-        return Err(Errno::EROFS);
+fn owner(task: &Task) -> Owner {
+    Owner {
+        uid: task.creds.uid,
+        gid: task.creds.gid,
     }
-    let follow = flags & O_NOFOLLOW == 0;
+}
+
+/// Write (and search) permission on a directory, to add or remove names.
+fn check_dir_write(task: &Task, root: &Vfs, dir: &Resolved) -> Result<(), Errno> {
+    let st = root.stat(&dir.path)?;
+    check_access(&task.creds, &st, W_OK | X_OK, false)
+}
+
+fn open_at(
+    task: &mut Task,
+    dirfd: i32,
+    path_addr: u64,
+    flags: u32,
+    mode: u32,
+) -> Result<u64, Errno> {
+    let path = read_path(task, path_addr)?;
+    let root = Arc::clone(task.kernel.root()?);
+    let start = start_dir(task, dirfd, &path)?;
+    if flags & O_TMPFILE == O_TMPFILE {
+        // An unnamed file needs a writable filesystem, and the overlay
+        // does not make them.
+        let dir = root.resolve(&start, &path, true)?;
+        if !dir.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        return Err(if root.read_only(&dir.path) {
+            Errno::EROFS
+        } else {
+            Errno::EOPNOTSUPP
+        });
+    }
+    let excl = flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL;
+    let follow = flags & O_NOFOLLOW == 0 && !excl;
     let accmode = flags & O_ACCMODE;
-    let (root, resolved) = match resolve(task, dirfd, &path, follow) {
-        Ok(r) => r,
+    if accmode == O_ACCMODE && flags & O_PATH == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let status = O_LARGEFILE | (flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH));
+    let file = match root.resolve(&start, &path, follow) {
+        Ok(resolved) => {
+            if excl {
+                return Err(Errno::EEXIST);
+            }
+            let is_dir = resolved.is_dir();
+            if flags & O_PATH == 0 {
+                if resolved.kind == Kind::Symlink {
+                    return Err(Errno::ELOOP);
+                }
+                if is_dir && (accmode != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0) {
+                    return Err(Errno::EISDIR);
+                }
+                let writes = accmode != O_RDONLY || flags & O_TRUNC != 0;
+                if writes && root.read_only(&resolved.path) {
+                    return Err(Errno::EROFS);
+                }
+                let st = root.stat(&resolved.path)?;
+                let mut want = 0;
+                if accmode != 1 {
+                    want |= R_OK;
+                }
+                if writes {
+                    want |= W_OK;
+                }
+                check_access(&task.creds, &st, want, false)?;
+            }
+            if flags & O_DIRECTORY != 0 && !is_dir {
+                return Err(Errno::ENOTDIR);
+            }
+            root.open(&resolved, flags, status)?
+        }
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
-            // The name is missing: creating it needs a writable filesystem
-            // if its directory exists.
-            let parent = match path.iter().rposition(|&b| b == b'/') {
-                Some(0) => b"/".to_vec(),
-                Some(i) => path[..i].to_vec(),
-                None => b".".to_vec(),
-            };
-            resolve(task, dirfd, &parent, true)?;
-            return Err(Errno::EROFS);
+            let (dir, name) = root.resolve_parent(&start, &path)?;
+            if path.ends_with(b"/") {
+                return Err(Errno::EISDIR);
+            }
+            if name == b"." || name == b".." {
+                return Err(Errno::EISDIR);
+            }
+            let mut abs = dir.path.clone();
+            abs.push(name.clone());
+            if root.lookup(&abs)?.is_some() {
+                // A dangling symlink: creating its target is not served.
+                return Err(Errno::ENOENT);
+            }
+            if root.read_only(&abs) {
+                return Err(Errno::EROFS);
+            }
+            check_dir_write(task, &root, &dir)?;
+            root.create(
+                &dir,
+                &name,
+                flags,
+                mode & !task.umask & 0o7777,
+                owner(task),
+                status,
+            )?
         }
         Err(e) => return Err(e),
     };
-    if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
-        return Err(Errno::EEXIST);
-    }
-    let is_dir = resolved.qid.is_dir();
-    if flags & O_PATH == 0 {
-        if resolved.qid.is_symlink() {
-            return Err(Errno::ELOOP);
-        }
-        if is_dir && (accmode != O_RDONLY || flags & (O_CREAT | O_TRUNC) != 0) {
-            return Err(Errno::EISDIR);
-        }
-        if accmode != O_RDONLY || flags & O_TRUNC != 0 {
-            return Err(Errno::EROFS);
-        }
-    }
-    if flags & O_DIRECTORY != 0 && !is_dir {
-        return Err(Errno::ENOTDIR);
-    }
-    let status = O_LARGEFILE | (flags & (O_ACCMODE | O_APPEND | O_NONBLOCK | O_PATH));
-    let file = if flags & O_PATH != 0 {
-        root.open_path(resolved, status)
-    } else {
-        root.open(resolved, status)?
-    };
     let fd = task
         .fds
-        .install(Arc::new(File::Gofer(file)), 0, flags & O_CLOEXEC != 0)?;
+        .install(Arc::new(file), 0, flags & O_CLOEXEC != 0)?;
     Ok(fd as u64)
 }
 
 pub fn open(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    open_at(task, AT_FDCWD, args.u64(0), args.u32(1))
+    open_at(task, AT_FDCWD, args.u64(0), args.u32(1), args.u32(2))
 }
 
 pub fn openat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    open_at(task, args.i32(0), args.u64(1), args.u32(2))
+    open_at(task, args.i32(0), args.u64(1), args.u32(2), args.u32(3))
 }
 
-/// Whether the task's credentials allow `mode` (R_OK/W_OK/X_OK) on a file.
-/// The filesystem is read-only, so W_OK fails with EROFS.
-fn check_access(creds: &crate::kernel::Credentials, st: &Stat, mode: u32) -> Result<(), Errno> {
-    if mode & W_OK != 0 {
+/// Whether the task's credentials allow `mode` (R_OK/W_OK/X_OK) on a file;
+/// W_OK on a read-only filesystem fails with EROFS.
+fn check_access(
+    creds: &crate::kernel::Credentials,
+    st: &Stat,
+    mode: u32,
+    read_only: bool,
+) -> Result<(), Errno> {
+    if mode & W_OK != 0 && read_only {
         return Err(Errno::EROFS);
     }
     let is_dir = st.mode & S_IFMT == S_IFDIR;
@@ -336,7 +401,7 @@ fn check_access(creds: &crate::kernel::Credentials, st: &Stat, mode: u32) -> Res
         } else {
             0
         };
-        R_OK | x
+        R_OK | W_OK | x
     } else if creds.uid == st.uid {
         (st.mode >> 6) & 7
     } else if creds.gid == st.gid {
@@ -344,7 +409,7 @@ fn check_access(creds: &crate::kernel::Credentials, st: &Stat, mode: u32) -> Res
     } else {
         st.mode & 7
     };
-    if mode & !bits & (R_OK | X_OK) != 0 {
+    if mode & !bits & (R_OK | W_OK | X_OK) != 0 {
         return Err(Errno::EACCES);
     }
     Ok(())
@@ -362,11 +427,18 @@ fn access_at(
     {
         return Err(Errno::EINVAL);
     }
+    let path = read_path(task, path_addr)?;
     let st = stat_at(task, dirfd, path_addr, flags & !AT_EACCESS)?;
     if mode == F_OK {
         return Ok(0);
     }
-    check_access(&task.creds, &st, mode)?;
+    let read_only = if path.is_empty() {
+        true
+    } else {
+        let (root, resolved) = resolve(task, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        root.read_only(&resolved.path)
+    };
+    check_access(&task.creds, &st, mode, read_only)?;
     Ok(0)
 }
 
@@ -421,7 +493,8 @@ pub fn getdents64(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     let max = (args.u64(2) as usize).min(MAX_IO_CHUNK);
     let data = match &*file {
         File::Gofer(f) => f.getdents64(max)?,
-        File::Stdio(_) => return Err(Errno::ENOTDIR),
+        File::OverlayDir(d) => d.getdents64(max)?,
+        File::Stdio(_) | File::Mem(_) => return Err(Errno::ENOTDIR),
     };
     task.mm.copy_out(args.u64(1), &data)?;
     Ok(data.len() as u64)
@@ -430,19 +503,19 @@ pub fn getdents64(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
 pub fn chdir(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     let path = read_path(task, args.u64(0))?;
     let (root, resolved) = resolve(task, AT_FDCWD, &path, true)?;
-    if !resolved.qid.is_dir() {
+    if !resolved.is_dir() {
         return Err(Errno::ENOTDIR);
     }
-    check_access(&task.creds, &root.stat(&resolved.fid)?, X_OK)?;
+    check_access(&task.creds, &root.stat(&resolved.path)?, X_OK, false)?;
     task.cwd = resolved.path;
     Ok(0)
 }
 
 pub fn fchdir(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     let file = task.fds.get(args.i32(0))?;
-    match &*file {
-        File::Gofer(dir) if dir.is_dir() => {
-            task.cwd = dir.path().to_vec();
+    match file.path() {
+        Some((path, true)) => {
+            task.cwd = path.to_vec();
             Ok(0)
         }
         _ => Err(Errno::ENOTDIR),
@@ -495,57 +568,191 @@ pub fn getcwd(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     Ok(cwd.len() as u64)
 }
 
-// ---- Changes to the tree. The root is read-only until the overlay exists:
-// each call checks its paths as Linux would (ENOENT, ENOTDIR, EEXIST, ELOOP
-// come first), then fails with EROFS.
+// ---- Changes to the tree. Paths are checked as Linux would (ENOENT,
+// ENOTDIR, EEXIST, ELOOP come first); a read-only mount then fails with
+// EROFS. Owners, hard links and device nodes are not served on writable
+// mounts yet (EPERM).
 
-/// A path naming an existing file to change.
-fn erofs_existing(task: &mut Task, dirfd: i32, path_addr: u64, follow: bool) -> Result<u64, Errno> {
-    let path = read_path(task, path_addr)?;
-    resolve(task, dirfd, &path, follow)?;
-    Err(Errno::EROFS)
+/// EROFS on a read-only mount, EPERM (not served) on a writable one.
+fn unsupported_change(root: &Vfs, abs: &[Vec<u8>]) -> Errno {
+    if root.read_only(abs) {
+        Errno::EROFS
+    } else {
+        Errno::EPERM
+    }
 }
 
-/// A path naming an entry to create: EEXIST if it exists, ENOENT if its
-/// directory does not.
+/// A path naming an existing file to change in a way not served.
+fn erofs_existing(task: &mut Task, dirfd: i32, path_addr: u64, follow: bool) -> Result<u64, Errno> {
+    let path = read_path(task, path_addr)?;
+    let (root, resolved) = resolve(task, dirfd, &path, follow)?;
+    Err(unsupported_change(&root, &resolved.path))
+}
+
+/// The directory and name of an entry to create: EEXIST if it exists,
+/// ENOENT if its directory does not, EROFS on a read-only mount.
+fn new_entry(
+    task: &mut Task,
+    dirfd: i32,
+    path: &[u8],
+) -> Result<(Arc<Vfs>, Resolved, PathComponents), Errno> {
+    let root = Arc::clone(task.kernel.root()?);
+    let start = start_dir(task, dirfd, path)?;
+    let (dir, name) = root.resolve_parent(&start, path)?;
+    if name == b"." || name == b".." {
+        return Err(Errno::EEXIST);
+    }
+    let mut abs = dir.path.clone();
+    abs.push(name);
+    if root.lookup(&abs)?.is_some() {
+        return Err(Errno::EEXIST);
+    }
+    if root.read_only(&abs) {
+        return Err(Errno::EROFS);
+    }
+    check_dir_write(task, &root, &dir)?;
+    Ok((root, dir, abs))
+}
+
+/// An entry to create in a way not served (mknod, link).
 fn erofs_create(task: &mut Task, dirfd: i32, path_addr: u64) -> Result<u64, Errno> {
     let path = read_path(task, path_addr)?;
-    match resolve(task, dirfd, &path, false) {
-        Ok(_) => Err(Errno::EEXIST),
-        Err(Errno::ENOENT) => {
-            let trimmed = path.strip_suffix(b"/").unwrap_or(&path);
-            let parent = match trimmed.iter().rposition(|&b| b == b'/') {
-                Some(0) => b"/".to_vec(),
-                Some(i) => trimmed[..i].to_vec(),
-                None => b".".to_vec(),
-            };
-            let (_, dir) = resolve(task, dirfd, &parent, true)?;
-            if !dir.qid.is_dir() {
-                return Err(Errno::ENOTDIR);
-            }
-            Err(Errno::EROFS)
-        }
-        Err(e) => Err(e),
+    let (root, _, abs) = new_entry(task, dirfd, &path)?;
+    Err(unsupported_change(&root, &abs))
+}
+
+/// An existing entry to remove or rename: its directory must be writable.
+fn existing_entry(
+    task: &mut Task,
+    dirfd: i32,
+    path: &[u8],
+) -> Result<(Arc<Vfs>, PathComponents, Kind, Vec<u8>), Errno> {
+    let root = Arc::clone(task.kernel.root()?);
+    let start = start_dir(task, dirfd, path)?;
+    let (dir, name) = root.resolve_parent(&start, path)?;
+    let mut abs = dir.path.clone();
+    abs.push(name.clone());
+    let kind = match name.as_slice() {
+        b"." | b".." => Kind::Dir,
+        _ => root.lookup(&abs)?.ok_or(Errno::ENOENT)?,
+    };
+    if root.read_only(&abs) {
+        return Err(Errno::EROFS);
     }
+    check_dir_write(task, &root, &dir)?;
+    Ok((root, abs, kind, name))
 }
 
 pub fn creat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     const O_WRONLY: u32 = 1;
-    open_at(task, AT_FDCWD, args.u64(0), O_CREAT | O_WRONLY | O_TRUNC)
+    open_at(
+        task,
+        AT_FDCWD,
+        args.u64(0),
+        O_CREAT | O_WRONLY | O_TRUNC,
+        args.u32(1),
+    )
 }
 
-pub fn truncate_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    if (args.u64(1) as i64) < 0 {
+/// Changes what `path` names (following symlinks when `follow`).
+fn change_at(
+    task: &mut Task,
+    dirfd: i32,
+    path: &[u8],
+    follow: bool,
+    change: Change,
+) -> Result<u64, Errno> {
+    let (root, resolved) = resolve(task, dirfd, path, follow)?;
+    if root.read_only(&resolved.path) {
+        return Err(Errno::EROFS);
+    }
+    let st = root.stat(&resolved.path)?;
+    match change {
+        Change::Size(_) => {
+            if resolved.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            check_access(&task.creds, &st, W_OK, false)?;
+        }
+        // Only the owner (or root) changes modes and sets explicit times.
+        _ if task.creds.uid != 0 && task.creds.uid != st.uid => return Err(Errno::EPERM),
+        _ => {}
+    }
+    root.change(&resolved.path, change)?;
+    Ok(0)
+}
+
+/// Changes an open file (ftruncate, fchmod, futimens).
+fn change_fd(task: &mut Task, fd: i32, change: Change) -> Result<u64, Errno> {
+    let file = task.fds.get(fd)?;
+    match (&*file, change) {
+        (File::Stdio(_), _) => Err(Errno::EINVAL),
+        (File::Mem(f), Change::Size(len)) => {
+            if !f.is_writable() {
+                return Err(Errno::EINVAL);
+            }
+            crate::vfs::overlay::truncate(&f.inode, len)?;
+            Ok(0)
+        }
+        (File::Gofer(f), Change::Size(_)) if !f.is_writable() => {
+            let (path, _) = file.path().ok_or(Errno::EINVAL)?;
+            if task.kernel.root()?.read_only(path) {
+                Err(Errno::EROFS)
+            } else {
+                Err(Errno::EINVAL)
+            }
+        }
+        (File::Gofer(f), change) if f.is_writable() => {
+            f.setattr(crate::vfs::mount::gofer_setattr(change))?;
+            Ok(0)
+        }
+        (File::OverlayDir(_), Change::Size(_)) => Err(Errno::EINVAL),
+        _ => {
+            let path = file.path().ok_or(Errno::EINVAL)?.0.to_vec();
+            let root = Arc::clone(task.kernel.root()?);
+            if root.read_only(&path) {
+                return Err(Errno::EROFS);
+            }
+            root.change(&path, change)?;
+            Ok(0)
+        }
+    }
+}
+
+pub fn truncate(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let len = args.u64(1) as i64;
+    if len < 0 {
         return Err(Errno::EINVAL);
     }
     let path = read_path(task, args.u64(0))?;
-    let (_, resolved) = resolve(task, AT_FDCWD, &path, true)?;
-    if resolved.qid.is_dir() {
-        return Err(Errno::EISDIR);
-    }
-    Err(Errno::EROFS)
+    change_at(task, AT_FDCWD, &path, true, Change::Size(len as u64))
 }
 
+pub fn ftruncate(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let len = args.u64(1) as i64;
+    if len < 0 {
+        return Err(Errno::EINVAL);
+    }
+    change_fd(task, args.i32(0), Change::Size(len as u64))
+}
+
+fn mkdir_at(task: &mut Task, dirfd: i32, path_addr: u64, mode: u32) -> Result<u64, Errno> {
+    let path = read_path(task, path_addr)?;
+    let (root, _, abs) = new_entry(task, dirfd, &path)?;
+    let owner = owner(task);
+    root.mkdir(&abs, mode & !task.umask & 0o7777, owner)?;
+    Ok(0)
+}
+
+pub fn mkdir(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    mkdir_at(task, AT_FDCWD, args.u64(0), args.u32(1))
+}
+
+pub fn mkdirat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    mkdir_at(task, args.i32(0), args.u64(1), args.u32(2))
+}
+
+/// mknod and mknodat: path checks, then EROFS or EPERM.
 pub fn mkdir_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     erofs_create(task, AT_FDCWD, args.u64(0))
 }
@@ -554,36 +761,119 @@ pub fn mkdirat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     erofs_create(task, args.i32(0), args.u64(1))
 }
 
-pub fn symlink_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    read_path(task, args.u64(0))?;
-    erofs_create(task, AT_FDCWD, args.u64(1))
+fn symlink_at(task: &mut Task, target_addr: u64, dirfd: i32, path_addr: u64) -> Result<u64, Errno> {
+    let target = read_path(task, target_addr)?;
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let path = read_path(task, path_addr)?;
+    let (root, _, abs) = new_entry(task, dirfd, &path)?;
+    let owner = owner(task);
+    root.symlink(&abs, &target, owner)?;
+    Ok(0)
 }
 
-pub fn symlinkat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    read_path(task, args.u64(0))?;
-    erofs_create(task, args.i32(1), args.u64(2))
+pub fn symlink(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    symlink_at(task, args.u64(0), AT_FDCWD, args.u64(1))
 }
 
-pub fn unlink_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    erofs_existing(task, AT_FDCWD, args.u64(0), false)
+pub fn symlinkat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    symlink_at(task, args.u64(0), args.i32(1), args.u64(2))
 }
 
-pub fn unlinkat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    const AT_REMOVEDIR: u32 = 0x200;
-    if args.u32(2) & !AT_REMOVEDIR != 0 {
+fn remove_at(task: &mut Task, dirfd: i32, path_addr: u64, dir: bool) -> Result<u64, Errno> {
+    let path = read_path(task, path_addr)?;
+    let (root, abs, kind, name) = existing_entry(task, dirfd, &path)?;
+    if dir && name == b"." {
         return Err(Errno::EINVAL);
     }
-    erofs_existing(task, args.i32(0), args.u64(1), false)
+    if dir && name == b".." {
+        return Err(Errno::ENOTEMPTY);
+    }
+    if !dir && path.ends_with(b"/") {
+        return Err(if kind == Kind::Dir {
+            Errno::EISDIR
+        } else {
+            Errno::ENOTDIR
+        });
+    }
+    root.remove(&abs, kind, dir)?;
+    Ok(0)
 }
 
-pub fn rename_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    read_path(task, args.u64(1))?;
-    erofs_existing(task, AT_FDCWD, args.u64(0), false)
+pub fn unlink(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    remove_at(task, AT_FDCWD, args.u64(0), false)
 }
 
-pub fn renameat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    read_path(task, args.u64(3))?;
-    erofs_existing(task, args.i32(0), args.u64(1), false)
+pub fn rmdir(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    remove_at(task, AT_FDCWD, args.u64(0), true)
+}
+
+pub fn unlinkat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    const AT_REMOVEDIR: u32 = 0x200;
+    let flags = args.u32(2);
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(Errno::EINVAL);
+    }
+    remove_at(task, args.i32(0), args.u64(1), flags & AT_REMOVEDIR != 0)
+}
+
+fn rename_at(
+    task: &mut Task,
+    olddirfd: i32,
+    old_addr: u64,
+    newdirfd: i32,
+    new_addr: u64,
+    flags: u32,
+) -> Result<u64, Errno> {
+    const RENAME_NOREPLACE: u32 = 1;
+    if flags & !RENAME_NOREPLACE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let old = read_path(task, old_addr)?;
+    let new = read_path(task, new_addr)?;
+    let (root, from, kind, name) = existing_entry(task, olddirfd, &old)?;
+    if name == b"." || name == b".." {
+        return Err(Errno::EBUSY);
+    }
+    let start = start_dir(task, newdirfd, &new)?;
+    let (to_dir, to_name) = root.resolve_parent(&start, &new)?;
+    if to_name == b"." || to_name == b".." {
+        return Err(Errno::EBUSY);
+    }
+    let mut to = to_dir.path.clone();
+    to.push(to_name);
+    if (old.ends_with(b"/") || new.ends_with(b"/")) && kind != Kind::Dir {
+        return Err(Errno::ENOTDIR);
+    }
+    if flags & RENAME_NOREPLACE != 0 && root.lookup(&to)?.is_some() {
+        return Err(Errno::EEXIST);
+    }
+    if root.read_only(&to) {
+        return Err(Errno::EROFS);
+    }
+    check_dir_write(task, &root, &to_dir)?;
+    root.rename(&from, &to)?;
+    Ok(0)
+}
+
+pub fn rename(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    rename_at(task, AT_FDCWD, args.u64(0), AT_FDCWD, args.u64(1), 0)
+}
+
+pub fn renameat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    rename_at(task, args.i32(0), args.u64(1), args.i32(2), args.u64(3), 0)
+}
+
+pub fn renameat2(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    rename_at(
+        task,
+        args.i32(0),
+        args.u64(1),
+        args.i32(2),
+        args.u64(3),
+        args.u32(4),
+    )
 }
 
 pub fn link_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
@@ -607,21 +897,37 @@ pub fn linkat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     erofs_create(task, args.i32(2), args.u64(3))
 }
 
+pub fn chmod(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let path = read_path(task, args.u64(0))?;
+    change_at(task, AT_FDCWD, &path, true, Change::Mode(args.u32(1)))
+}
+
+pub fn fchmod(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    change_fd(task, args.i32(0), Change::Mode(args.u32(1)))
+}
+
+pub fn fchmodat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let flags = args.u32(3);
+    if flags & !AT_SYMLINK_NOFOLLOW != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let path = read_path(task, args.u64(1))?;
+    change_at(
+        task,
+        args.i32(0),
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        Change::Mode(args.u32(2)),
+    )
+}
+
+/// chown, lchown (and utime, utimes): path checks, then EROFS or EPERM.
 pub fn chmod_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     erofs_existing(task, AT_FDCWD, args.u64(0), true)
 }
 
 pub fn lchown_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     erofs_existing(task, AT_FDCWD, args.u64(0), false)
-}
-
-pub fn fchmodat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
-    erofs_existing(
-        task,
-        args.i32(0),
-        args.u64(1),
-        args.u32(3) & AT_SYMLINK_NOFOLLOW == 0,
-    )
 }
 
 pub fn fchownat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
@@ -639,28 +945,61 @@ pub fn fchownat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
 pub fn futimesat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     if args.u64(1) == 0 {
         return match &*task.fds.get(args.i32(0))? {
-            File::Gofer(_) => Err(Errno::EROFS),
             File::Stdio(_) => Err(Errno::EPERM),
+            _ => Err(Errno::EROFS),
         };
     }
     erofs_existing(task, args.i32(0), args.u64(1), true)
 }
 
-pub fn utimensat_ro(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+/// One `struct timespec` of utimensat: None for UTIME_OMIT.
+fn utime_spec(sec: i64, nsec: i64) -> Result<Option<Timespec>, Errno> {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    match nsec {
+        UTIME_OMIT => Ok(None),
+        UTIME_NOW => Ok(Some(crate::vfs::overlay::now())),
+        0..=999_999_999 => Ok(Some(Timespec { sec, nsec })),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn utimensat(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let flags = args.u32(3);
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let change = if args.u64(2) == 0 {
+        let t = crate::vfs::overlay::now();
+        Change::Times(Some(t), Some(t))
+    } else {
+        let mut b = [0u8; 32];
+        task.mm.copy_in(args.u64(2), &mut b)?;
+        let word = |i: usize| i64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        Change::Times(utime_spec(word(0), word(1))?, utime_spec(word(2), word(3))?)
+    };
     if args.u64(1) == 0 {
         // utimensat(fd, NULL, ...): the open file itself.
-        return match &*task.fds.get(args.i32(0))? {
-            File::Gofer(_) => Err(Errno::EROFS),
+        if matches!(&*task.fds.get(args.i32(0))?, File::Stdio(_)) {
             // The sentry's stdio is not the application's to retime.
-            File::Stdio(_) => Err(Errno::EPERM),
-        };
+            return Err(Errno::EPERM);
+        }
+        return change_fd(task, args.i32(0), change);
     }
-    erofs_existing(
-        task,
-        args.i32(0),
-        args.u64(1),
-        args.u32(3) & AT_SYMLINK_NOFOLLOW == 0,
-    )
+    let path = read_path(task, args.u64(1))?;
+    if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        return change_fd(task, args.i32(0), change);
+    }
+    let (root, resolved) = resolve(task, args.i32(0), &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    if root.read_only(&resolved.path) {
+        return Err(Errno::EROFS);
+    }
+    let st = root.stat(&resolved.path)?;
+    if task.creds.uid != 0 && task.creds.uid != st.uid {
+        return Err(Errno::EPERM);
+    }
+    root.change(&resolved.path, change)?;
+    Ok(0)
 }
 
 // ---- Waiting for readiness.

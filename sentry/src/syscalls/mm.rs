@@ -105,6 +105,20 @@ fn file_backing(
                 offset,
             })
         }
+        File::Mem(f) => {
+            if f.status_flags & O_PATH != 0 {
+                return Err(Errno::EBADF);
+            }
+            if shared && perms.write {
+                // Shared writable mappings of overlay files are not served.
+                return Err(Errno::EACCES);
+            }
+            Ok(Backing::File {
+                data: f.contents()?,
+                offset,
+            })
+        }
+        File::OverlayDir(_) => Err(Errno::ENODEV),
         File::Stdio(_) => Err(Errno::ENODEV),
     }
 }

@@ -52,6 +52,13 @@ pub fn getgid(task: &mut Task, _: &SyscallArgs) -> Result<u64, Errno> {
     Ok(u64::from(task.creds.gid))
 }
 
+/// umask(2): sets the mask's permission bits, returns the old mask.
+pub fn umask(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let old = task.umask;
+    task.umask = args.u32(0) & 0o777;
+    Ok(u64::from(old))
+}
+
 pub fn set_tid_address(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     task.clear_child_tid = args.u64(0);
     Ok(task.tid as u64)
@@ -103,20 +110,47 @@ pub fn arch_prctl(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
 pub fn uname(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     const FIELD: usize = 65;
     let mut buf = [0u8; FIELD * 6];
-    let fields = [
-        kernel::SYSNAME,
-        kernel::NODENAME,
-        kernel::RELEASE,
-        kernel::VERSION,
-        kernel::MACHINE,
-        kernel::DOMAINNAME,
+    let uts = task.kernel.uts();
+    let fields: [&[u8]; 6] = [
+        kernel::SYSNAME.as_bytes(),
+        &uts.hostname,
+        kernel::RELEASE.as_bytes(),
+        kernel::VERSION.as_bytes(),
+        kernel::MACHINE.as_bytes(),
+        &uts.domainname,
     ];
-    for (i, value) in fields.iter().enumerate() {
-        let bytes = value.as_bytes();
+    for (i, bytes) in fields.iter().enumerate() {
         let n = bytes.len().min(FIELD - 1);
         buf[i * FIELD..i * FIELD + n].copy_from_slice(&bytes[..n]);
     }
     copy_out(task, args.u64(0), &buf)?;
+    Ok(0)
+}
+
+/// The name argument of sethostname(2)/setdomainname(2): EPERM without
+/// CAP_SYS_ADMIN (here: unless root), EINVAL past __NEW_UTS_LEN.
+fn uts_name_arg(task: &mut Task, args: &SyscallArgs) -> Result<Vec<u8>, Errno> {
+    if task.creds.uid != 0 {
+        return Err(Errno::EPERM);
+    }
+    let len = usize::try_from(args.u64(1)).map_err(|_| Errno::EINVAL)?;
+    if len > kernel::UTS_NAME_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut name = vec![0u8; len];
+    task.mm.copy_in(args.u64(0), &mut name)?;
+    Ok(name)
+}
+
+pub fn sethostname(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let name = uts_name_arg(task, args)?;
+    task.kernel.set_hostname(&name)?;
+    Ok(0)
+}
+
+pub fn setdomainname(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
+    let name = uts_name_arg(task, args)?;
+    task.kernel.set_domainname(&name)?;
     Ok(0)
 }
 

@@ -1,4 +1,6 @@
-//! A filesystem served by a gofer over 9P2000.L (read-only for now).
+//! A filesystem served by a gofer over 9P2000.L: the root (always read-only;
+//! writes to it go to the sentry's overlay) and volumes (read-only, or
+//! writable through the gofer).
 //!
 //! Path resolution happens here, in the sentry, never in the gofer: the
 //! gofer only walks plain names and never follows a symlink, so the sentry
@@ -13,7 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use p9proto::types::{getattr, parse_dirents, Dirent};
 use p9proto::MAX_WALK_ELEMENTS;
-use p9proto::{Client, ClientError, Qid, Tgetattr, Tlopen, Treaddir, Treadlink, Twalk};
+use p9proto::{
+    Client, ClientError, Qid, Tgetattr, Tlcreate, Tlopen, Tmkdir, Treaddir, Treadlink, Trenameat,
+    Tsetattr, Tsymlink, Tunlinkat, Twalk,
+};
 use thiserror::Error;
 
 use super::stat::{Stat, Timespec};
@@ -105,17 +110,37 @@ pub struct GoferFs {
     client: Arc<Client>,
     root: u32,
     root_qid: Qid,
+    /// Whether changes are refused (EROFS) by the sentry itself.
+    read_only: bool,
+}
+
+/// Attribute changes for [`GoferFs::setattr_rel`] (Tsetattr's fields).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SetAttr {
+    pub valid: u32,
+    pub mode: u32,
+    pub size: u64,
+    pub atime: (u64, u64),
+    pub mtime: (u64, u64),
 }
 
 impl GoferFs {
     /// Negotiates 9P2000.L over `stream` and attaches to the served root.
+    /// The mount is read-only.
     pub fn mount(stream: UnixStream) -> Result<Arc<Self>, MountError> {
+        Self::mount_with(stream, true)
+    }
+
+    /// Negotiates and attaches; with `read_only` false, changes are sent to
+    /// the gofer (which must serve the tree writable).
+    pub fn mount_with(stream: UnixStream, read_only: bool) -> Result<Arc<Self>, MountError> {
         let client = Arc::new(Client::connect(stream, MSIZE).map_err(MountError::Version)?);
         let (root, root_qid) = client.attach("root", "").map_err(MountError::Attach)?;
         Ok(Arc::new(Self {
             client,
             root,
             root_qid,
+            read_only,
         }))
     }
 
@@ -368,6 +393,7 @@ impl GoferFs {
             path: resolved.path,
             status_flags,
             readable: true,
+            writable: false,
             offset: Mutex::new(0),
             dir: Mutex::new(DirCursor::default()),
         })
@@ -383,9 +409,274 @@ impl GoferFs {
             path: resolved.path,
             status_flags,
             readable: false,
+            writable: false,
             offset: Mutex::new(0),
             dir: Mutex::new(DirCursor::default()),
         }
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The qids of the longest existing prefix of `rel` (a physical path
+    /// from this filesystem's root): one Twalk per 16 names.
+    pub fn probe(&self, rel: &[Vec<u8>]) -> Result<Vec<Qid>, Errno> {
+        match self.walk(rel) {
+            Ok(Walk::Full(_, qids)) | Ok(Walk::Partial(qids)) => Ok(qids),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn walk_full(&self, rel: &[Vec<u8>]) -> Result<(FidRef, Qid), Errno> {
+        match self.walk(rel)? {
+            Walk::Full(fid, qids) => {
+                let qid = qids.last().copied().unwrap_or(self.root_qid);
+                Ok((fid, qid))
+            }
+            Walk::Partial(_) => Err(Errno::ENOENT),
+        }
+    }
+
+    /// Attributes of the file at `rel`.
+    pub fn stat_rel(&self, rel: &[Vec<u8>]) -> Result<Stat, Errno> {
+        let (fid, _) = self.walk_full(rel)?;
+        self.stat(&fid)
+    }
+
+    /// The target of the symlink at `rel`.
+    pub fn readlink_rel(&self, rel: &[Vec<u8>]) -> Result<Vec<u8>, Errno> {
+        let (fid, qid) = self.walk_full(rel)?;
+        if !qid.is_symlink() {
+            return Err(Errno::EINVAL);
+        }
+        self.readlink_fid(&fid)
+    }
+
+    /// Opens the file at `rel`; `abs` is its path in the sandbox (for
+    /// fchdir and *at()). `lopen_flags` are the host open flags (O_ACCMODE,
+    /// O_TRUNC) and must be read-only on a read-only mount.
+    pub fn open_rel(
+        self: &Arc<Self>,
+        rel: &[Vec<u8>],
+        abs: PathComponents,
+        status_flags: u32,
+        lopen_flags: u32,
+    ) -> Result<GoferFile, Errno> {
+        const O_ACCMODE: u32 = 3;
+        if self.read_only && (lopen_flags & O_ACCMODE != 0 || lopen_flags & 0o1000 != 0) {
+            return Err(Errno::EROFS);
+        }
+        let (fid, qid) = self.walk_full(rel)?;
+        self.client
+            .call(Tlopen {
+                fid: fid.id(),
+                flags: lopen_flags,
+            })
+            .map_err(errno)?;
+        let accmode = lopen_flags & O_ACCMODE;
+        Ok(GoferFile {
+            fs: Arc::clone(self),
+            fid,
+            qid,
+            path: abs,
+            status_flags,
+            readable: accmode != 1,
+            writable: accmode != 0,
+            offset: Mutex::new(0),
+            dir: Mutex::new(DirCursor::default()),
+        })
+    }
+
+    /// An O_PATH handle on `rel`.
+    pub fn open_path_rel(
+        self: &Arc<Self>,
+        rel: &[Vec<u8>],
+        abs: PathComponents,
+        status_flags: u32,
+    ) -> Result<GoferFile, Errno> {
+        let (fid, qid) = self.walk_full(rel)?;
+        Ok(self.open_path(
+            Resolved {
+                path: abs,
+                fid,
+                qid,
+            },
+            status_flags,
+        ))
+    }
+
+    /// The whole contents of the regular file at `rel`.
+    pub fn read_all_rel(&self, rel: &[Vec<u8>]) -> Result<Vec<u8>, Errno> {
+        let (fid, _) = self.walk_full(rel)?;
+        self.client
+            .call(Tlopen {
+                fid: fid.id(),
+                flags: 0,
+            })
+            .map_err(errno)?;
+        self.client.read_to_end(fid.id(), 0).map_err(errno)
+    }
+
+    /// Every entry of the directory at `rel`, "." and ".." included.
+    pub fn readdir_rel(&self, rel: &[Vec<u8>]) -> Result<Vec<Dirent>, Errno> {
+        let (fid, qid) = self.walk_full(rel)?;
+        if !qid.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        self.client
+            .call(Tlopen {
+                fid: fid.id(),
+                flags: 0,
+            })
+            .map_err(errno)?;
+        self.client.readdir_all(fid.id()).map_err(errno)
+    }
+
+    fn check_writable(&self) -> Result<(), Errno> {
+        if self.read_only {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Creates and opens `name` in the directory `parent` (Tlcreate).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_rel(
+        self: &Arc<Self>,
+        parent: &[Vec<u8>],
+        name: &[u8],
+        abs: PathComponents,
+        lopen_flags: u32,
+        mode: u32,
+        gid: u32,
+        status_flags: u32,
+    ) -> Result<GoferFile, Errno> {
+        self.check_writable()?;
+        let (fid, _) = self.walk_full(parent)?;
+        let r = self
+            .client
+            .call(Tlcreate {
+                fid: fid.id(),
+                name: name.into(),
+                flags: lopen_flags,
+                mode,
+                gid,
+            })
+            .map_err(errno)?;
+        let accmode = lopen_flags & 3;
+        Ok(GoferFile {
+            fs: Arc::clone(self),
+            fid,
+            qid: r.qid,
+            path: abs,
+            status_flags,
+            readable: accmode != 1,
+            writable: accmode != 0,
+            offset: Mutex::new(0),
+            dir: Mutex::new(DirCursor::default()),
+        })
+    }
+
+    pub fn mkdir_rel(
+        &self,
+        parent: &[Vec<u8>],
+        name: &[u8],
+        mode: u32,
+        gid: u32,
+    ) -> Result<(), Errno> {
+        self.check_writable()?;
+        let (fid, _) = self.walk_full(parent)?;
+        self.client
+            .call(Tmkdir {
+                dfid: fid.id(),
+                name: name.into(),
+                mode,
+                gid,
+            })
+            .map_err(errno)?;
+        Ok(())
+    }
+
+    pub fn symlink_rel(
+        &self,
+        parent: &[Vec<u8>],
+        name: &[u8],
+        target: &[u8],
+        gid: u32,
+    ) -> Result<(), Errno> {
+        self.check_writable()?;
+        let (fid, _) = self.walk_full(parent)?;
+        self.client
+            .call(Tsymlink {
+                fid: fid.id(),
+                name: name.into(),
+                symtgt: target.into(),
+                gid,
+            })
+            .map_err(errno)?;
+        Ok(())
+    }
+
+    /// Removes `name` from `parent`; `flags` is AT_REMOVEDIR or 0.
+    pub fn unlink_rel(&self, parent: &[Vec<u8>], name: &[u8], flags: u32) -> Result<(), Errno> {
+        self.check_writable()?;
+        let (fid, _) = self.walk_full(parent)?;
+        self.client
+            .call(Tunlinkat {
+                dirfid: fid.id(),
+                name: name.into(),
+                flags,
+            })
+            .map_err(errno)?;
+        Ok(())
+    }
+
+    pub fn rename_rel(
+        &self,
+        old_parent: &[Vec<u8>],
+        old_name: &[u8],
+        new_parent: &[Vec<u8>],
+        new_name: &[u8],
+    ) -> Result<(), Errno> {
+        self.check_writable()?;
+        let (old, _) = self.walk_full(old_parent)?;
+        let (new, _) = self.walk_full(new_parent)?;
+        self.client
+            .call(Trenameat {
+                olddirfid: old.id(),
+                oldname: old_name.into(),
+                newdirfid: new.id(),
+                newname: new_name.into(),
+            })
+            .map_err(errno)?;
+        Ok(())
+    }
+
+    pub fn setattr_rel(&self, rel: &[Vec<u8>], attr: SetAttr) -> Result<(), Errno> {
+        self.check_writable()?;
+        let (fid, _) = self.walk_full(rel)?;
+        self.setattr_fid(&fid, attr)
+    }
+
+    fn setattr_fid(&self, fid: &FidRef, attr: SetAttr) -> Result<(), Errno> {
+        self.client
+            .call(Tsetattr {
+                fid: fid.id(),
+                valid: attr.valid,
+                mode: attr.mode,
+                uid: 0,
+                gid: 0,
+                size: attr.size,
+                atime_sec: attr.atime.0,
+                atime_nsec: attr.atime.1,
+                mtime_sec: attr.mtime.0,
+                mtime_nsec: attr.mtime.1,
+            })
+            .map_err(errno)?;
+        Ok(())
     }
 
     /// The bytes of the regular file at `path`, checked to be executable by
@@ -439,6 +730,8 @@ pub struct GoferFile {
     status_flags: u32,
     /// False for O_PATH handles.
     readable: bool,
+    /// Opened for writing (writable volumes only).
+    writable: bool,
     offset: Mutex<u64>,
     dir: Mutex<DirCursor>,
 }
@@ -491,6 +784,42 @@ impl GoferFile {
             done += chunk.len();
         }
         Ok(done)
+    }
+
+    /// Writes all of `buf` at `offset` (writable volumes).
+    pub fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        if self.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        self.fs
+            .client
+            .write_all(self.fid.id(), offset, buf)
+            .map_err(errno)?;
+        Ok(buf.len())
+    }
+
+    pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
+        const O_APPEND: u32 = 0o2000;
+        let mut offset = lock(&self.offset);
+        if self.status_flags & O_APPEND != 0 {
+            *offset = self.stat()?.size.max(0) as u64;
+        }
+        let n = self.pwrite(buf, *offset)?;
+        *offset += n as u64;
+        Ok(n)
+    }
+
+    /// Changes attributes through the open file (ftruncate, fchmod, futimens).
+    pub fn setattr(&self, attr: SetAttr) -> Result<(), Errno> {
+        self.fs.check_writable()?;
+        self.fs.setattr_fid(&self.fid, attr)
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, Errno> {

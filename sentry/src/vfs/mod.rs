@@ -1,9 +1,12 @@
 //! File descriptions and the fd table. Files are the sentry's own inherited
-//! stdio streams and, when the sandbox has a root, files of the gofer-served
-//! tree (`gofer`).
+//! stdio streams and, when the sandbox has a root, files of the mounted
+//! filesystems (`mount`): gofer-served trees (`gofer`) and the in-memory
+//! overlay over them (`overlay`).
 
 pub mod gofer;
 mod host_stdio;
+pub mod mount;
+pub mod overlay;
 mod stat;
 
 use std::collections::BTreeMap;
@@ -11,6 +14,8 @@ use std::sync::Arc;
 
 pub use gofer::{GoferFile, GoferFs};
 pub use host_stdio::HostStdio;
+pub use mount::{Fs, Vfs};
+pub use overlay::{MemFile, OverlayDir, OverlayFs};
 pub use stat::{Stat, Timespec};
 
 use crate::errno::Errno;
@@ -23,6 +28,10 @@ pub const MAX_FDS: i32 = 4096;
 pub enum File {
     Stdio(HostStdio),
     Gofer(GoferFile),
+    /// A regular file of the overlay's upper layer.
+    Mem(MemFile),
+    /// A directory of the overlay.
+    OverlayDir(OverlayDir),
 }
 
 impl File {
@@ -30,13 +39,17 @@ impl File {
         match self {
             File::Stdio(s) => s.read(buf),
             File::Gofer(f) => f.read(buf),
+            File::Mem(f) => f.read(buf),
+            File::OverlayDir(_) => Err(Errno::EISDIR),
         }
     }
 
     pub fn write(&self, buf: &[u8]) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.write(buf),
-            File::Gofer(_) => Err(Errno::EBADF),
+            File::Gofer(f) => f.write(buf),
+            File::Mem(f) => f.write(buf),
+            File::OverlayDir(_) => Err(Errno::EBADF),
         }
     }
 
@@ -44,13 +57,17 @@ impl File {
         match self {
             File::Stdio(s) => s.pread(buf, offset),
             File::Gofer(f) => f.pread(buf, offset),
+            File::Mem(f) => f.pread(buf, offset),
+            File::OverlayDir(_) => Err(Errno::EISDIR),
         }
     }
 
     pub fn pwrite(&self, buf: &[u8], offset: u64) -> Result<usize, Errno> {
         match self {
             File::Stdio(s) => s.pwrite(buf, offset),
-            File::Gofer(_) => Err(Errno::EBADF),
+            File::Gofer(f) => f.pwrite(buf, offset),
+            File::Mem(f) => f.pwrite(buf, offset),
+            File::OverlayDir(_) => Err(Errno::EBADF),
         }
     }
 
@@ -58,6 +75,8 @@ impl File {
         match self {
             File::Stdio(s) => s.seek(offset, whence),
             File::Gofer(f) => f.seek(offset, whence),
+            File::Mem(f) => f.seek(offset, whence),
+            File::OverlayDir(d) => d.seek(offset, whence),
         }
     }
 
@@ -65,6 +84,8 @@ impl File {
         match self {
             File::Stdio(s) => s.stat(),
             File::Gofer(f) => f.stat(),
+            File::Mem(f) => Ok(f.stat()),
+            File::OverlayDir(d) => d.stat(),
         }
     }
 
@@ -72,7 +93,7 @@ impl File {
     pub fn termios(&self) -> Result<[u8; 36], Errno> {
         match self {
             File::Stdio(s) => s.termios(),
-            File::Gofer(_) => Err(Errno::ENOTTY),
+            _ => Err(Errno::ENOTTY),
         }
     }
 
@@ -80,7 +101,7 @@ impl File {
     pub fn window_size(&self) -> Result<[u8; 8], Errno> {
         match self {
             File::Stdio(s) => s.window_size(),
-            File::Gofer(_) => Err(Errno::ENOTTY),
+            _ => Err(Errno::ENOTTY),
         }
     }
 
@@ -93,7 +114,7 @@ impl File {
         const POLLWRNORM: i16 = 0x100;
         match self {
             File::Stdio(s) => s.poll(events, timeout),
-            File::Gofer(_) => Ok(events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)),
+            _ => Ok(events & (POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM)),
         }
     }
 
@@ -108,6 +129,19 @@ impl File {
         match self {
             File::Stdio(s) => s.status_flags(),
             File::Gofer(f) => f.status_flags(),
+            File::Mem(f) => f.status_flags,
+            File::OverlayDir(d) => d.status_flags,
+        }
+    }
+
+    /// The sandbox path of a file of a mounted filesystem and whether it
+    /// is a directory (None for stdio).
+    pub fn path(&self) -> Option<(&[Vec<u8>], bool)> {
+        match self {
+            File::Stdio(_) => None,
+            File::Gofer(f) => Some((f.path(), f.is_dir())),
+            File::Mem(f) => Some((&f.path, false)),
+            File::OverlayDir(d) => Some((&d.path, true)),
         }
     }
 }
