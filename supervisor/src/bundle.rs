@@ -135,12 +135,7 @@ fn check_spec(dir: &Path, spec: &Spec) -> Result<PathBuf, BundleError> {
                 format!("{} is not absolute", m.destination().display()),
             ));
         }
-        let bind = m.typ().as_deref() == Some("bind")
-            || m.options()
-                .iter()
-                .flatten()
-                .any(|o| o == "bind" || o == "rbind");
-        if let (true, Some(source)) = (bind, m.source()) {
+        if let (true, Some(source)) = (is_bind(m), m.source()) {
             resolve_in_bundle(dir, source)
                 .map_err(|why| field(format!("mounts[{i}].source"), why))?;
         }
@@ -172,13 +167,25 @@ pub fn resolve_in_bundle(dir: &Path, path: &Path) -> Result<PathBuf, String> {
 
 /// A bundle for `do`: the host's `/` as the (read-only) root, running
 /// `args` with this process's environment and working directory.
-pub fn host_root(args: &[String]) -> Result<Bundle, BundleError> {
+pub fn host_root(args: &[String], volumes: &[String]) -> Result<Bundle, BundleError> {
     let cwd = std::env::current_dir().map_err(|source| BundleError::Read {
         path: PathBuf::from("."),
         source,
     })?;
     let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut mounts = Vec::new();
+    for v in volumes {
+        let (host, guest, read_only) = parse_volume(v)?;
+        let mut options = vec!["rbind"];
+        if read_only {
+            options.push("ro");
+        }
+        mounts.push(serde_json::json!({
+            "destination": guest, "type": "bind", "source": host, "options": options
+        }));
+    }
     let value = serde_json::json!({
+        "mounts": mounts,
         "ociVersion": "1.0.2",
         "process": {"args": args, "env": env, "cwd": cwd, "user": {"uid": 0, "gid": 0}},
         // Writable: the host's / is served read-only and the sandbox's
@@ -284,6 +291,65 @@ fn rlimit_number(name: &str) -> Option<u32> {
     Some(n)
 }
 
+/// A directory bind mount of the spec, served by a gofer of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
+}
+
+fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The spec's bind mounts of directories, in order. Binds of single files
+/// (docker's /etc/hosts and friends) are not served yet and are skipped, as
+/// are the kernel filesystems (proc, sysfs, tmpfs, ...) the sentry will
+/// provide itself.
+pub fn volumes(dir: &Path, spec: &Spec) -> Vec<Volume> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .filter(|m| is_bind(m))
+        .filter_map(|m| {
+            let source = resolve_in_bundle(dir, m.source().as_ref()?).ok()?;
+            if !source.is_dir() {
+                tracing::info!(source = %source.display(), "file bind mount not served yet: skipped");
+                return None;
+            }
+            Some(Volume {
+                source,
+                destination: m.destination().to_string_lossy().into_owned(),
+                read_only: m.options().iter().flatten().any(|o| o == "ro"),
+            })
+        })
+        .collect()
+}
+
+/// Parses `do --volume HOST:GUEST[:ro|:rw]`.
+pub fn parse_volume(arg: &str) -> Result<(PathBuf, String, bool), BundleError> {
+    let bad = |why: &str| field("--volume", format!("{arg}: {why}"));
+    let parts: Vec<&str> = arg.split(':').collect();
+    let (host, guest, read_only) = match parts.as_slice() {
+        [h, g] => (*h, *g, false),
+        [h, g, "ro"] => (*h, *g, true),
+        [h, g, "rw"] => (*h, *g, false),
+        _ => return Err(bad("expected HOST:GUEST[:ro|:rw]")),
+    };
+    if !host.starts_with('/') || !guest.starts_with('/') {
+        return Err(bad("both paths must be absolute"));
+    }
+    if !Path::new(host).is_dir() {
+        return Err(bad("the host path is not a directory"));
+    }
+    Ok((PathBuf::from(host), guest.to_string(), read_only))
+}
+
 /// Whether the spec asks for a writable root.
 pub fn root_read_only(spec: &Spec) -> bool {
     spec.root()
@@ -296,6 +362,27 @@ pub fn root_read_only(spec: &Spec) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn volume_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().to_str().unwrap();
+        assert_eq!(
+            parse_volume(&format!("{host}:/data")).unwrap(),
+            (dir.path().to_path_buf(), "/data".to_string(), false)
+        );
+        assert!(parse_volume(&format!("{host}:/data:ro")).unwrap().2);
+        assert!(!parse_volume(&format!("{host}:/data:rw")).unwrap().2);
+        for bad in [
+            "relative:/x",
+            "/x",
+            &format!("{host}:data"),
+            &format!("{host}:/d:rx"),
+            "/nonexistent-dir:/d",
+        ] {
+            assert!(parse_volume(bad).is_err(), "{bad}");
+        }
+    }
 
     fn bundle_with(config: &Value) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -178,6 +178,10 @@ pub struct UninstallArgs {
 
 #[derive(Debug, Args)]
 pub struct DoArgs {
+    /// Serve a host directory at GUEST through a gofer of its own
+    /// (HOST:GUEST[:ro]; writes to a writable volume reach the host).
+    #[arg(long = "volume", short = 'v', value_name = "HOST:GUEST[:ro]")]
+    pub volumes: Vec<String>,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,

@@ -252,6 +252,47 @@ pub fn build(
         cg.add(host.cgroups(), gofer_pid)?;
     }
 
+    // Each directory bind mount gets its own gofer, confined to its source.
+    let mut mounts = vec![ipc::Mount {
+        destination: "/".into(),
+        read_only,
+    }];
+    let mut volume_socks = Vec::new();
+    for (i, volume) in bundle::volumes(&bundle.dir, &bundle.spec)
+        .into_iter()
+        .enumerate()
+    {
+        let (ours, theirs) = UnixStream::pair().context("creating a volume's socket pair")?;
+        let mut args: Vec<std::ffi::OsString> = vec!["serve".into(), "--pivot-root".into()];
+        if volume.read_only {
+            args.push("--read-only".into());
+        }
+        args.extend([
+            "--root".into(),
+            volume.source.clone().into(),
+            "--fd".into(),
+            "3".into(),
+        ]);
+        let pid = host.spawn(Launch {
+            program: sibling("gofer")?,
+            args,
+            new_namespaces: CloneFlags::CLONE_NEWNS,
+            join: vec![],
+            fds: vec![(theirs.into(), 3)],
+            stdio: Stdio::Detached(log_for(&format!("gofer-volume{i}"))),
+            loopback_up: false,
+        })?;
+        cleanup.pids.push(pid);
+        if let Some(cg) = &cgroup {
+            cg.add(host.cgroups(), pid)?;
+        }
+        mounts.push(ipc::Mount {
+            destination: volume.destination,
+            read_only: volume.read_only,
+        });
+        volume_socks.push(ours);
+    }
+
     let network = bundle::network_plan(&bundle.spec, g.network);
     let (flags, join) = sentry_namespaces(&network);
     let mut sentry_args: Vec<std::ffi::OsString> =
@@ -301,17 +342,16 @@ pub fn build(
         id: args.id.clone(),
         process,
         hostname: bundle.spec.hostname().clone(),
-        mounts: vec![ipc::Mount {
-            destination: "/".into(),
-            read_only,
-        }],
+        mounts,
         strace: g.strace,
         memory_mib: 1024,
         platform: g.platform.to_string(),
         wait_for_start,
     };
-    ipc::send(&boot_ours, &boot, &[control.as_fd(), sentry_9p.as_fd()])
-        .context("sending the boot message")?;
+    let mut fds = vec![control.as_fd(), sentry_9p.as_fd()];
+    fds.extend(volume_socks.iter().map(|s| s.as_fd()));
+    ipc::send(&boot_ours, &boot, &fds).context("sending the boot message")?;
+    drop(volume_socks);
     drop(sentry_9p);
     drop(control);
     // The sentry answers once it is ready to start (or why it cannot).

@@ -139,7 +139,7 @@ fn run(g: &GlobalOpts, command: Command) -> Result<ExitCode> {
         }
         Command::Uninstall(a) => install::uninstall(&a.config, &a.runtime)?,
         Command::Do(a) => {
-            let bundle = bundle::host_root(&a.command)?;
+            let bundle = bundle::host_root(&a.command, &a.volumes)?;
             let run = cli::RunArgs {
                 create: cli::CreateArgs {
                     bundle: bundle.dir.clone(),

@@ -694,6 +694,46 @@ platform_tests! {
 }
 
 platform_tests! {
+    fn do_volumes_reach_the_host_and_ro_volumes_refuse_writes(platform: Platform) {
+        setup();
+        let root = tempfile::tempdir().unwrap();
+        let rw = tempfile::tempdir().unwrap();
+        let ro = tempfile::tempdir().unwrap();
+        std::fs::write(ro.path().join("in.txt"), "from the host\n").unwrap();
+        let script = "echo from-sandbox > /data/out.txt && read x < /ro/in.txt && echo \"$x\" \
+                      && { echo no > /ro/new.txt || echo refused; }";
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name()])
+            .arg("do")
+            .arg("--volume")
+            .arg(format!("{}:/data", rw.path().display()))
+            .arg("-v")
+            .arg(format!("{}:/ro:ro", ro.path().display()))
+            .args(["--", "/bin/busybox", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "from the host\nrefused\n");
+        assert_eq!(
+            std::fs::read_to_string(rw.path().join("out.txt")).unwrap(),
+            "from-sandbox\n",
+            "a writable volume's writes reach the host"
+        );
+        assert!(!ro.path().join("new.txt").exists());
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["do", "--volume", "relative:/x", "--", "/bin/busybox", "true"])
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--volume"), "{o:?}");
+    }
+}
+
+platform_tests! {
     fn do_runs_a_host_program_on_the_host_root(platform: Platform) {
         setup();
         let root = tempfile::tempdir().unwrap();
