@@ -41,6 +41,10 @@ struct BootArgs {
     /// Write a debug log here (opened before the sentry leaves the host's root).
     #[arg(long, value_name = "FILE")]
     debug_log: Option<PathBuf>,
+    /// Print the strace lines (if the boot message asks for them) to stderr,
+    /// for a supervisor run with --strace and no --debug-log.
+    #[arg(long)]
+    strace_to_stderr: bool,
 }
 
 fn boot(args: BootArgs) -> Result<i32> {
@@ -60,7 +64,18 @@ fn boot(args: BootArgs) -> Result<i32> {
             .with_ansi(false)
             .with_filter(LevelFilter::DEBUG)
     });
-    tracing_subscriber::registry().with(file_layer).try_init()?;
+    let strace_layer = args.strace_to_stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .without_time()
+            .with_target(false)
+            .with_level(false)
+            .with_filter(Targets::new().with_target("strace", LevelFilter::INFO))
+    });
+    tracing_subscriber::registry()
+        .with(file_layer)
+        .with(strace_layer)
+        .try_init()?;
     // SAFETY: the supervisor placed the boot socket at this number for us
     // alone; nothing else in this process has taken it.
     let sock = unsafe { sentry::boot::boot_socket(args.ipc_fd) };

@@ -297,9 +297,14 @@ pub fn build(
     let (flags, join) = sentry_namespaces(&network);
     let mut sentry_args: Vec<std::ffi::OsString> =
         vec!["boot".into(), "--ipc-fd".into(), "3".into()];
-    if let Some(log) = log_for("sentry") {
-        sentry_args.push("--debug-log".into());
-        sentry_args.push(log.into());
+    match log_for("sentry") {
+        Some(log) => {
+            sentry_args.push("--debug-log".into());
+            sentry_args.push(log.into());
+        }
+        // Without a log directory, --strace lines go to the container's stderr.
+        None if g.strace => sentry_args.push("--strace-to-stderr".into()),
+        None => {}
     }
     // A terminal container's stdio is a pty whose master goes to the
     // caller's console socket.

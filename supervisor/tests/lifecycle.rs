@@ -764,6 +764,19 @@ platform_tests! {
             state_dirs(root.path()).is_empty(),
             "do leaves no state behind"
         );
+        // --strace without --debug-log prints one line per syscall to stderr.
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name(), "--strace"])
+            .args(["do", "--", "/bin/busybox", "echo", "traced"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "traced\n");
+        let trace = String::from_utf8_lossy(&o.stderr);
+        assert!(trace.contains("write(1, \"traced\\n\", 7) = 7"), "{trace}");
+        assert!(trace.contains("exit_group(0)"), "{trace}");
         // Writes land in the sentry's in-memory overlay, never on the host.
         let written = root.path().join("written.txt");
         let script = format!(
