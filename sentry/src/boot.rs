@@ -127,6 +127,8 @@ fn prepare(boot_sock: &UnixStream) -> Result<Ready, BootError> {
     } else {
         Fs::Gofer(root_gofer)
     });
+    // The sentry's devices at /dev; volumes (e.g. at /dev/shm) go over it.
+    vfs.mount_dev();
     // Volumes: one gofer connection each, in the order of mounts[1..].
     for mount in boot.mounts.iter().skip(1) {
         let sock = UnixStream::from(fds.next().ok_or_else(|| {

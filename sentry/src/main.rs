@@ -185,11 +185,13 @@ fn exec(args: ExecArgs) -> Result<i32> {
             let (child, stream) = start_gofer(args.gofer.as_deref(), dir)?;
             gofer_process = Some(child);
             let gofer = GoferFs::mount(stream).context("mounting the gofer's root")?;
-            let fs = Arc::new(Vfs::new(if args.overlay {
+            let mut vfs = Vfs::new(if args.overlay {
                 Fs::Overlay(OverlayFs::new(gofer))
             } else {
                 Fs::Gofer(gofer)
-            }));
+            });
+            vfs.mount_dev();
+            let fs = Arc::new(vfs);
             let cwd = fs
                 .resolve(&[], args.cwd.as_bytes(), true)
                 .map_err(|e| anyhow::anyhow!("working directory {}: {e}", args.cwd))?;

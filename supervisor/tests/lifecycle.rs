@@ -795,6 +795,18 @@ platform_tests! {
         assert_eq!(String::from_utf8_lossy(&o.stdout), "in-overlay\n");
         assert!(!written.exists(), "the host's / is untouched");
         assert_eq!(std::fs::read_to_string(&data).unwrap(), "read through the gofer\n");
+        // /dev is the sentry's devfs, not the host's (builtins only: no fork).
+        let script = "echo x > /dev/null && read -n 4 y < /dev/zero && echo ok \
+                      && { echo y > /dev/full || echo full; }";
+        let o = Command::new(SUPERVISOR)
+            .arg("--root")
+            .arg(root.path())
+            .args(["--platform", platform.name()])
+            .args(["do", "--", "/bin/busybox", "sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\nfull\n");
     }
 }
 

@@ -494,6 +494,7 @@ pub fn getdents64(task: &mut Task, args: &SyscallArgs) -> Result<u64, Errno> {
     let data = match &*file {
         File::Gofer(f) => f.getdents64(max)?,
         File::OverlayDir(d) => d.getdents64(max)?,
+        File::Dev(d) => d.getdents64(max)?,
         File::Stdio(_) | File::Mem(_) => return Err(Errno::ENOTDIR),
     };
     task.mm.copy_out(args.u64(1), &data)?;

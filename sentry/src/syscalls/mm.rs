@@ -120,6 +120,21 @@ fn file_backing(
         }
         File::OverlayDir(_) => Err(Errno::ENODEV),
         File::Stdio(_) => Err(Errno::ENODEV),
+        // /dev/zero maps anonymous memory (shared is the same as private
+        // without fork); no other device maps.
+        File::Dev(d) => {
+            if d.status_flags & O_PATH != 0 {
+                return Err(Errno::EBADF);
+            }
+            if d.node != Some(crate::vfs::dev::Device::Zero) {
+                return Err(Errno::ENODEV);
+            }
+            let accmode = d.status_flags & 0o3;
+            if accmode == 1 || (shared && perms.write && accmode != 2) {
+                return Err(Errno::EACCES);
+            }
+            Ok(Backing::Anonymous)
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! File descriptions and the fd table. Files are the sentry's own inherited
 //! stdio streams and, when the sandbox has a root, files of the mounted
 //! filesystems (`mount`): gofer-served trees (`gofer`) and the in-memory
-//! overlay over them (`overlay`).
+//! overlay over them (`overlay`), and the sentry's own devices (`dev`).
 
+pub mod dev;
 pub mod gofer;
 mod host_stdio;
 pub mod mount;
@@ -12,6 +13,7 @@ mod stat;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use dev::{DevFile, DevFs};
 pub use gofer::{GoferFile, GoferFs};
 pub use host_stdio::HostStdio;
 pub use mount::{Fs, Vfs};
@@ -32,6 +34,8 @@ pub enum File {
     Mem(MemFile),
     /// A directory of the overlay.
     OverlayDir(OverlayDir),
+    /// A device or the directory of the devfs.
+    Dev(DevFile),
 }
 
 impl File {
@@ -41,6 +45,7 @@ impl File {
             File::Gofer(f) => f.read(buf),
             File::Mem(f) => f.read(buf),
             File::OverlayDir(_) => Err(Errno::EISDIR),
+            File::Dev(d) => d.read(buf),
         }
     }
 
@@ -50,6 +55,7 @@ impl File {
             File::Gofer(f) => f.write(buf),
             File::Mem(f) => f.write(buf),
             File::OverlayDir(_) => Err(Errno::EBADF),
+            File::Dev(d) => d.write(buf),
         }
     }
 
@@ -59,6 +65,8 @@ impl File {
             File::Gofer(f) => f.pread(buf, offset),
             File::Mem(f) => f.pread(buf, offset),
             File::OverlayDir(_) => Err(Errno::EISDIR),
+            // The devices have no position: pread is read.
+            File::Dev(d) => d.read(buf),
         }
     }
 
@@ -68,6 +76,7 @@ impl File {
             File::Gofer(f) => f.pwrite(buf, offset),
             File::Mem(f) => f.pwrite(buf, offset),
             File::OverlayDir(_) => Err(Errno::EBADF),
+            File::Dev(d) => d.write(buf),
         }
     }
 
@@ -77,6 +86,7 @@ impl File {
             File::Gofer(f) => f.seek(offset, whence),
             File::Mem(f) => f.seek(offset, whence),
             File::OverlayDir(d) => d.seek(offset, whence),
+            File::Dev(d) => d.seek(offset, whence),
         }
     }
 
@@ -86,6 +96,7 @@ impl File {
             File::Gofer(f) => f.stat(),
             File::Mem(f) => Ok(f.stat()),
             File::OverlayDir(d) => d.stat(),
+            File::Dev(d) => Ok(d.stat()),
         }
     }
 
@@ -106,7 +117,7 @@ impl File {
     }
 
     /// Which of `events` (poll(2) bits) are ready, waiting at most
-    /// `timeout`. Files of the gofer's tree never block.
+    /// `timeout`. Files of the gofer's tree and the devices never block.
     pub fn poll(&self, events: i16, timeout: std::time::Duration) -> Result<i16, Errno> {
         const POLLIN: i16 = 0x1;
         const POLLOUT: i16 = 0x4;
@@ -131,6 +142,7 @@ impl File {
             File::Gofer(f) => f.status_flags(),
             File::Mem(f) => f.status_flags,
             File::OverlayDir(d) => d.status_flags,
+            File::Dev(d) => d.status_flags,
         }
     }
 
@@ -142,6 +154,7 @@ impl File {
             File::Gofer(f) => Some((f.path(), f.is_dir())),
             File::Mem(f) => Some((&f.path, false)),
             File::OverlayDir(d) => Some((&d.path, true)),
+            File::Dev(d) => Some((&d.path, d.is_dir())),
         }
     }
 }

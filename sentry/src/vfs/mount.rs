@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use super::dev::DevFs;
 use super::gofer::{components, GoferFs, PathComponents, SetAttr};
 use super::overlay::{self, Kind, MemFile, OverlayDir, OverlayFs, Owner};
 use super::stat::{Stat, Timespec};
@@ -32,6 +33,8 @@ pub enum Fs {
     Gofer(Arc<GoferFs>),
     /// A gofer tree with the sentry's in-memory upper layer over it.
     Overlay(Arc<OverlayFs>),
+    /// The sentry's devices (at /dev).
+    Dev(Arc<DevFs>),
 }
 
 impl Fs {
@@ -40,6 +43,7 @@ impl Fs {
         match self {
             Fs::Gofer(g) => Ok(g.probe(rel)?.iter().map(Kind::from_qid).collect()),
             Fs::Overlay(o) => o.probe(rel),
+            Fs::Dev(d) => Ok(d.probe(rel)),
         }
     }
 
@@ -47,6 +51,7 @@ impl Fs {
         match self {
             Fs::Gofer(g) => g.readlink_rel(rel),
             Fs::Overlay(o) => o.readlink(rel),
+            Fs::Dev(_) => Err(Errno::EINVAL),
         }
     }
 
@@ -54,6 +59,7 @@ impl Fs {
         match self {
             Fs::Gofer(g) => g.stat_rel(rel),
             Fs::Overlay(o) => o.stat(rel),
+            Fs::Dev(d) => d.stat(rel),
         }
     }
 }
@@ -111,6 +117,11 @@ impl Vfs {
             .map(<[u8]>::to_vec)
             .collect();
         self.mounts.push(Mount { at, fs });
+    }
+
+    /// Mounts the sentry's devfs at /dev, over whatever the root has there.
+    pub fn mount_dev(&mut self) {
+        self.mount(b"/dev", Fs::Dev(Arc::new(DevFs::new())));
     }
 
     /// The root filesystem.
@@ -310,7 +321,7 @@ impl Vfs {
     pub fn read_only(&self, abs: &[Vec<u8>]) -> bool {
         match self.locate(abs).0 {
             Fs::Gofer(g) => g.read_only(),
-            Fs::Overlay(_) => false,
+            Fs::Overlay(_) | Fs::Dev(_) => false,
         }
     }
 
@@ -359,6 +370,7 @@ impl Vfs {
                 }
                 Ok(File::Mem(MemFile::new(inode, abs, status)))
             }
+            Fs::Dev(d) => Ok(File::Dev(d.open(rel, abs, status))),
         }
     }
 
@@ -393,6 +405,8 @@ impl Vfs {
                 let inode = o.create_file(rel, mode, owner);
                 Ok(File::Mem(MemFile::new(inode, abs, status)))
             }
+            // Device entries are not made by the application.
+            Fs::Dev(_) => Err(Errno::EPERM),
         }
     }
 
@@ -418,6 +432,7 @@ impl Vfs {
                 o.mkdir(rel, mode, owner);
                 Ok(())
             }
+            Fs::Dev(_) => Err(Errno::EPERM),
         }
     }
 
@@ -434,6 +449,7 @@ impl Vfs {
                 o.symlink(rel, target, owner);
                 Ok(())
             }
+            Fs::Dev(_) => Err(Errno::EPERM),
         }
     }
 
@@ -456,6 +472,7 @@ impl Vfs {
                 .readdir_rel(rel)?
                 .iter()
                 .any(|e| e.name.as_bytes() != b"." && e.name.as_bytes() != b".."),
+            Fs::Dev(_) => rel.is_empty(),
         })
     }
 
@@ -473,6 +490,9 @@ impl Vfs {
                 return Err(Errno::EROFS);
             }
         }
+        if let Fs::Dev(_) = fs {
+            return Err(Errno::EPERM);
+        }
         if dir && self.dir_has_entries(abs)? {
             return Err(Errno::ENOTEMPTY);
         }
@@ -483,6 +503,7 @@ impl Vfs {
                 if dir { AT_REMOVEDIR } else { 0 },
             ),
             Fs::Overlay(o) => o.remove(rel),
+            Fs::Dev(_) => Err(Errno::EPERM),
         }
     }
 
@@ -494,10 +515,14 @@ impl Vfs {
         let same = match (fs_from, fs_to) {
             (Fs::Gofer(a), Fs::Gofer(b)) => Arc::ptr_eq(a, b),
             (Fs::Overlay(a), Fs::Overlay(b)) => Arc::ptr_eq(a, b),
+            (Fs::Dev(a), Fs::Dev(b)) => Arc::ptr_eq(a, b),
             _ => false,
         };
         if !same {
             return Err(Errno::EXDEV);
+        }
+        if let Fs::Dev(_) = fs_from {
+            return Err(Errno::EPERM);
         }
         if let Fs::Gofer(g) = fs_from {
             if g.read_only() {
@@ -527,6 +552,7 @@ impl Vfs {
                 &rel_to[rel_to.len() - 1],
             ),
             Fs::Overlay(o) => o.rename(rel_from, rel_to),
+            Fs::Dev(_) => Err(Errno::EPERM),
         }
     }
 
@@ -545,6 +571,17 @@ impl Vfs {
                     return overlay::truncate(&inode, len);
                 }
                 o.change_meta(rel, |m| apply(m, change))
+            }
+            Fs::Dev(d) => {
+                // truncate(2) of anything but a regular file is EINVAL
+                // (EISDIR for the directory); the devices' attributes are
+                // fixed.
+                let st = d.stat(rel)?;
+                match change {
+                    Change::Size(_) if st.mode & S_IFMT == 0o040000 => Err(Errno::EISDIR),
+                    Change::Size(_) => Err(Errno::EINVAL),
+                    _ => Err(Errno::EPERM),
+                }
             }
         }
     }
@@ -568,6 +605,7 @@ impl Vfs {
                 Some(inode) => MemFile::new(inode, Vec::new(), 0).contents()?.to_vec(),
                 None => o.lower().read_all_rel(rel)?,
             },
+            Fs::Dev(_) => return Err(Errno::EACCES),
         };
         Ok((data, resolved.path))
     }

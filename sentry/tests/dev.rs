@@ -1,0 +1,118 @@
+//! End-to-end: the sentry's devfs at /dev (null, zero, full, random,
+//! urandom), over a read-only root and under the overlay, hiding the
+//! root's own /dev. Needs the gofer binary built beside the sentry.
+
+#[macro_use]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Platform;
+
+const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
+
+fn gofer_binary() -> PathBuf {
+    let path = Path::new(SENTRY).with_file_name("gofer");
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// A root whose own /dev must stay hidden.
+fn build_root(dir: &Path) {
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::create_dir_all(dir.join("dev")).unwrap();
+    std::fs::write(dir.join("etc/hostname"), b"sandbox\n").unwrap();
+    std::fs::write(dir.join("dev/null"), b"the root's file\n").unwrap();
+    std::fs::write(dir.join("dev/decoy"), b"").unwrap();
+}
+
+fn compile(compiler: &str, out: &Path) -> bool {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/progs/rootfs/dev.c");
+    match Command::new(compiler)
+        .args(["-static", "-O2", "-o"])
+        .arg(out)
+        .arg(&source)
+        .status()
+    {
+        Ok(status) => {
+            assert!(
+                status.success(),
+                "{compiler} failed on {}",
+                source.display()
+            );
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn run(platform: Platform, root: &Path, overlay: bool, args: &[&str]) -> Output {
+    let mut cmd = Command::new(SENTRY);
+    cmd.arg("exec")
+        .arg("--platform")
+        .arg(platform.name())
+        .arg("--root")
+        .arg(root)
+        .arg("--gofer")
+        .arg(gofer_binary());
+    if overlay {
+        cmd.arg("--overlay");
+    }
+    cmd.arg("--").args(args).output().expect("running sentry")
+}
+
+platform_tests! {
+    fn devfs_serves_the_devices(platform: Platform) {
+        let work = tempfile::tempdir().unwrap();
+        let mut ran = 0;
+        for compiler in ["cc", "musl-gcc"] {
+            let root = work.path().join(format!("root-{compiler}"));
+            build_root(&root);
+            if !compile(compiler, &root.join("bin/dev")) {
+                eprintln!("{compiler} not found: skipped");
+                continue;
+            }
+            for overlay in [false, true] {
+                let out = run(platform, &root, overlay, &["/bin/dev"]);
+                assert!(
+                    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("dev ok"),
+                    "{compiler}, overlay {overlay}: {:?}\nstdout:\n{}\nstderr:\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert_eq!(
+                std::fs::read(root.join("dev/null")).unwrap(),
+                b"the root's file\n",
+                "the root's /dev is untouched"
+            );
+            ran += 1;
+        }
+        assert!(ran > 0, "no C compiler to build the test program");
+    }
+
+    /// Busybox's shell redirects to and from the devices (builtins only:
+    /// the sentry has no fork yet).
+    fn busybox_shell_uses_the_devices(platform: Platform) {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            eprintln!("busybox-static not installed: skipped");
+            return;
+        }
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path();
+        build_root(root);
+        std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        let script = "echo x > /dev/null && read -n 4 y < /dev/zero && read z < /dev/null; \
+                      echo ok; echo y > /dev/full || echo full";
+        let out = run(platform, root, false, &["/bin/busybox", "sh", "-c", script]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\nfull\n");
+        let out = run(platform, root, false, &["/bin/busybox", "head", "-c", "16", "/dev/urandom"]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout.len(), 16);
+    }
+}
