@@ -5,18 +5,9 @@
 #[macro_use]
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-use common::Platform;
-
-const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
-
-fn gofer_binary() -> PathBuf {
-    let path = Path::new(SENTRY).with_file_name("gofer");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
+use common::{compile_rootfs_prog, run_in_root, Platform};
 
 /// A root whose own /dev must stay hidden.
 fn build_root(dir: &Path) {
@@ -28,41 +19,6 @@ fn build_root(dir: &Path) {
     std::fs::write(dir.join("dev/decoy"), b"").unwrap();
 }
 
-fn compile(compiler: &str, out: &Path) -> bool {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/progs/rootfs/dev.c");
-    match Command::new(compiler)
-        .args(["-static", "-O2", "-o"])
-        .arg(out)
-        .arg(&source)
-        .status()
-    {
-        Ok(status) => {
-            assert!(
-                status.success(),
-                "{compiler} failed on {}",
-                source.display()
-            );
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-fn run(platform: Platform, root: &Path, overlay: bool, args: &[&str]) -> Output {
-    let mut cmd = Command::new(SENTRY);
-    cmd.arg("exec")
-        .arg("--platform")
-        .arg(platform.name())
-        .arg("--root")
-        .arg(root)
-        .arg("--gofer")
-        .arg(gofer_binary());
-    if overlay {
-        cmd.arg("--overlay");
-    }
-    cmd.arg("--").args(args).output().expect("running sentry")
-}
-
 platform_tests! {
     fn devfs_serves_the_devices(platform: Platform) {
         let work = tempfile::tempdir().unwrap();
@@ -70,12 +26,12 @@ platform_tests! {
         for compiler in ["cc", "musl-gcc"] {
             let root = work.path().join(format!("root-{compiler}"));
             build_root(&root);
-            if !compile(compiler, &root.join("bin/dev")) {
+            if !compile_rootfs_prog("dev", compiler, &root.join("bin/dev")) {
                 eprintln!("{compiler} not found: skipped");
                 continue;
             }
             for overlay in [false, true] {
-                let out = run(platform, &root, overlay, &["/bin/dev"]);
+                let out = run_in_root(platform, &root, overlay, &["/bin/dev"]);
                 assert!(
                     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("dev ok"),
                     "{compiler}, overlay {overlay}: {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -108,10 +64,10 @@ platform_tests! {
         std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
         let script = "echo x > /dev/null && read -n 4 y < /dev/zero && read z < /dev/null; \
                       echo ok; echo y > /dev/full || echo full";
-        let out = run(platform, root, false, &["/bin/busybox", "sh", "-c", script]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "sh", "-c", script]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\nfull\n");
-        let out = run(platform, root, false, &["/bin/busybox", "head", "-c", "16", "/dev/urandom"]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "head", "-c", "16", "/dev/urandom"]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(out.stdout.len(), 16);
     }

@@ -8,17 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::Platform;
-
-const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
-
-fn gofer_binary() -> PathBuf {
-    let path = Path::new(SENTRY).with_file_name("gofer");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
+use common::{compile_rootfs_prog, run_in_root, Platform};
 
 fn build_root(dir: &Path, program: &Path) {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
@@ -54,56 +45,20 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Option<Vec<u8>>, u32)> {
     out
 }
 
-fn compile(compiler: &str, out: &Path) -> bool {
-    let source =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/progs/rootfs/overlay.c");
-    match Command::new(compiler)
-        .args(["-static", "-O2", "-o"])
-        .arg(out)
-        .arg(&source)
-        .status()
-    {
-        Ok(status) => {
-            assert!(
-                status.success(),
-                "{compiler} failed on {}",
-                source.display()
-            );
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-fn run(platform: Platform, root: &Path, overlay: bool, args: &[&str]) -> Output {
-    let mut cmd = Command::new(SENTRY);
-    cmd.arg("exec")
-        .arg("--platform")
-        .arg(platform.name())
-        .arg("--root")
-        .arg(root)
-        .arg("--gofer")
-        .arg(gofer_binary());
-    if overlay {
-        cmd.arg("--overlay");
-    }
-    cmd.arg("--").args(args).output().expect("running sentry")
-}
-
 platform_tests! {
     fn overlay_takes_writes_and_leaves_the_host_alone(platform: Platform) {
         let work = tempfile::tempdir().unwrap();
         let mut ran = 0;
         for compiler in ["cc", "musl-gcc"] {
             let program = work.path().join(format!("overlay-{compiler}"));
-            if !compile(compiler, &program) {
+            if !compile_rootfs_prog("overlay", compiler, &program) {
                 eprintln!("{compiler} not found: skipped");
                 continue;
             }
             let root = work.path().join(format!("root-{compiler}"));
             build_root(&root, &program);
             let before = snapshot(&root);
-            let out = run(platform, &root, true, &["/bin/overlay"]);
+            let out = run_in_root(platform, &root, true, &["/bin/overlay"]);
             assert!(
                 out.status.success() && String::from_utf8_lossy(&out.stdout).contains("overlay ok"),
                 "{compiler}: {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -134,12 +89,12 @@ platform_tests! {
         // Shell builtins only: the sentry has no fork yet.
         let script = "echo hi > /etc/new && read x < /etc/new && echo $x \
                       && echo more >> /etc/hostname && read a < /etc/hostname && echo $a";
-        let out = run(platform, root, true, &["/bin/sh", "-c", script]);
+        let out = run_in_root(platform, root, true, &["/bin/sh", "-c", script]);
         assert!(out.status.success(), "{out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\nsandbox\n");
         assert_eq!(std::fs::read(root.join("etc/hostname")).unwrap(), b"sandbox\n");
         assert!(!root.join("etc/new").exists());
-        let out = run(platform, root, false, &["/bin/busybox", "touch", "/etc/new"]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "touch", "/etc/new"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
     }

@@ -10,22 +10,10 @@
 mod common;
 
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use common::Platform;
-
-const SENTRY: &str = env!("CARGO_BIN_EXE_sentry");
-
-fn gofer_binary() -> PathBuf {
-    let path = Path::new(SENTRY).with_file_name("gofer");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p gofer` (cargo test --workspace does)",
-        path.display()
-    );
-    path
-}
+use common::{assert_success, compile_rootfs_prog, run_in_root, Platform};
 
 /// A root tree with the layout integration/progs/rootfs/fs.c expects.
 fn build_root(dir: &Path, program: &Path) {
@@ -52,64 +40,19 @@ fn build_root(dir: &Path, program: &Path) {
     std::fs::write(deep.join("f"), b"").unwrap();
 }
 
-fn compile(compiler: &str, out: &Path) -> bool {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../integration/progs/rootfs/fs.c");
-    match Command::new(compiler)
-        .args(["-static", "-O2", "-o"])
-        .arg(out)
-        .arg(&source)
-        .status()
-    {
-        Ok(status) => {
-            assert!(
-                status.success(),
-                "{compiler} failed on {}",
-                source.display()
-            );
-            true
-        }
-        Err(_) => false,
-    }
-}
-
-fn run_in_root(platform: Platform, root: &Path, args: &[&str]) -> Output {
-    Command::new(SENTRY)
-        .arg("exec")
-        .arg("--platform")
-        .arg(platform.name())
-        .arg("--root")
-        .arg(root)
-        .arg("--gofer")
-        .arg(gofer_binary())
-        .arg("--")
-        .args(args)
-        .output()
-        .expect("running sentry")
-}
-
-fn assert_success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 platform_tests! {
     fn file_syscalls_see_the_gofer_served_root(platform: Platform) {
         let work = tempfile::tempdir().unwrap();
         let mut ran = 0;
         for compiler in ["cc", "musl-gcc"] {
             let program = work.path().join(format!("fs-{compiler}"));
-            if !compile(compiler, &program) {
+            if !compile_rootfs_prog("fs", compiler, &program) {
                 eprintln!("{compiler} not found: skipped");
                 continue;
             }
             let root = work.path().join(format!("root-{compiler}"));
             build_root(&root, &program);
-            let out = run_in_root(platform, &root, &["/bin/fs"]);
+            let out = run_in_root(platform, &root, false, &["/bin/fs"]);
             assert_success(&out, compiler);
             assert!(String::from_utf8_lossy(&out.stdout).contains("fs ok"));
             ran += 1;
@@ -121,13 +64,13 @@ platform_tests! {
         let work = tempfile::tempdir().unwrap();
         std::fs::create_dir(work.path().join("etc")).unwrap();
         std::fs::write(work.path().join("etc/hostname"), b"x").unwrap();
-        let out = run_in_root(platform, work.path(), &["/bin/none"]);
+        let out = run_in_root(platform, work.path(), false, &["/bin/none"]);
         assert_eq!(out.status.code(), Some(125));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("ENOENT"),
             "{out:?}"
         );
-        let out = run_in_root(platform, work.path(), &["/etc/hostname"]);
+        let out = run_in_root(platform, work.path(), false, &["/etc/hostname"]);
         assert_eq!(out.status.code(), Some(125));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("EACCES"),
@@ -149,10 +92,10 @@ platform_tests! {
         std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
         symlink("busybox", root.join("bin/sh")).unwrap();
         std::fs::write(root.join("etc/hostname"), b"sandbox\n").unwrap();
-        let out = run_in_root(platform, root, &["/bin/busybox", "cat", "/etc/hostname"]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "cat", "/etc/hostname"]);
         assert_success(&out, "cat");
         assert_eq!(out.stdout, b"sandbox\n");
-        let out = run_in_root(platform, root, &["/bin/busybox", "ls", "/bin"]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "ls", "/bin"]);
         assert_success(&out, "ls");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout)
@@ -160,9 +103,7 @@ platform_tests! {
                 .collect::<Vec<_>>(),
             ["busybox", "sh"]
         );
-        let out = run_in_root(
-            platform,
-            root,
+        let out = run_in_root(platform, root, false,
             &[
                 "/bin/sh",
                 "-c",
@@ -171,13 +112,13 @@ platform_tests! {
         );
         assert_eq!(out.status.code(), Some(3), "{out:?}");
         assert_eq!(out.stdout, b"/etc\nsandbox\n");
-        let out = run_in_root(platform, root, &["/bin/busybox", "touch", "/etc/new"]);
+        let out = run_in_root(platform, root, false, &["/bin/busybox", "touch", "/etc/new"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
             "{out:?}"
         );
-        let md5 = run_in_root(platform, root, &["/bin/busybox", "md5sum", "/bin/busybox"]);
+        let md5 = run_in_root(platform, root, false, &["/bin/busybox", "md5sum", "/bin/busybox"]);
         assert_success(&md5, "md5sum");
         let host = Command::new("md5sum").arg(busybox).output().unwrap();
         assert_eq!(
