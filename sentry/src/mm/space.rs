@@ -490,50 +490,56 @@ impl MemoryManager {
         Ok(pma.offset + (addr - va))
     }
 
-    /// Copies application memory at `addr` into `dst`.
-    pub fn copy_in(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
-        self.check_range(addr, dst.len() as u64)
+    /// Walks `[addr, addr + len)` page by page, faulting each page in for
+    /// `access`, and hands `f` the memory-file offset of each piece and the
+    /// byte range of the caller's buffer it covers. `f` returns false when
+    /// the memory file refused the offset (a sentry bug, reported as EFAULT
+    /// rather than copying nothing silently).
+    fn for_each_page(
+        &mut self,
+        addr: u64,
+        len: usize,
+        access: AccessKind,
+        mut f: impl FnMut(u64, std::ops::Range<usize>) -> bool,
+    ) -> Result<(), Errno> {
+        self.check_range(addr, len as u64)
             .map_err(|_| Errno::EFAULT)?;
         let mut done = 0usize;
-        while done < dst.len() {
+        while done < len {
             let at = addr + done as u64;
-            let chunk = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(dst.len() - done);
-            let offset = self.resident_offset(at, AccessKind::Read)?;
-            self.memory.read(offset, &mut dst[done..done + chunk]);
+            let chunk = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(len - done);
+            let offset = self.resident_offset(at, access)?;
+            if !f(offset, done..done + chunk) {
+                return Err(Errno::EFAULT);
+            }
             done += chunk;
         }
         Ok(())
     }
 
+    /// Copies application memory at `addr` into `dst`.
+    pub fn copy_in(&mut self, addr: u64, dst: &mut [u8]) -> Result<(), Errno> {
+        let memory = Arc::clone(&self.memory);
+        self.for_each_page(addr, dst.len(), AccessKind::Read, |offset, range| {
+            memory.read(offset, &mut dst[range])
+        })
+    }
+
     /// Copies `src` into application memory at `addr`.
     pub fn copy_out(&mut self, addr: u64, src: &[u8]) -> Result<(), Errno> {
-        self.check_range(addr, src.len() as u64)
-            .map_err(|_| Errno::EFAULT)?;
-        let mut done = 0usize;
-        while done < src.len() {
-            let at = addr + done as u64;
-            let chunk = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(src.len() - done);
-            let offset = self.resident_offset(at, AccessKind::Write)?;
-            self.memory.write(offset, &src[done..done + chunk]);
-            done += chunk;
-        }
-        Ok(())
+        let memory = Arc::clone(&self.memory);
+        self.for_each_page(addr, src.len(), AccessKind::Write, |offset, range| {
+            memory.write(offset, &src[range])
+        })
     }
 
     /// Writes into memory regardless of VMA permissions (the loader filling
     /// read-only segments is the only user).
     pub fn copy_out_forced(&mut self, addr: u64, src: &[u8]) -> Result<(), Errno> {
-        self.check_range(addr, src.len() as u64)
-            .map_err(|_| Errno::EFAULT)?;
-        let mut done = 0usize;
-        while done < src.len() {
-            let at = addr + done as u64;
-            let chunk = ((PAGE_SIZE - at % PAGE_SIZE) as usize).min(src.len() - done);
-            let offset = self.resident_offset(at, AccessKind::Read)?;
-            self.memory.write(offset, &src[done..done + chunk]);
-            done += chunk;
-        }
-        Ok(())
+        let memory = Arc::clone(&self.memory);
+        self.for_each_page(addr, src.len(), AccessKind::Read, |offset, range| {
+            memory.write(offset, &src[range])
+        })
     }
 
     /// Reads a NUL-terminated string of at most `max` bytes (without the NUL).
