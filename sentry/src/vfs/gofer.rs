@@ -333,30 +333,7 @@ impl GoferFs {
                 request_mask: getattr::BASIC,
             })
             .map_err(errno)?;
-        Ok(Stat {
-            dev: GOFER_DEV,
-            ino: a.qid.path,
-            mode: a.mode,
-            nlink: a.nlink,
-            uid: a.uid,
-            gid: a.gid,
-            rdev: a.rdev,
-            size: a.size as i64,
-            blksize: a.blksize as i64,
-            blocks: a.blocks as i64,
-            atime: Timespec {
-                sec: a.atime_sec as i64,
-                nsec: a.atime_nsec as i64,
-            },
-            mtime: Timespec {
-                sec: a.mtime_sec as i64,
-                nsec: a.mtime_nsec as i64,
-            },
-            ctime: Timespec {
-                sec: a.ctime_sec as i64,
-                nsec: a.ctime_nsec as i64,
-            },
-        })
+        Ok(stat_of(&a))
     }
 
     /// The target of a resolved symlink (EINVAL for anything else).
@@ -374,12 +351,9 @@ impl GoferFs {
         resolved: Resolved,
         status_flags: u32,
     ) -> Result<GoferFile, Errno> {
-        // Opening a clone keeps `resolved.fid` usable for attributes even if
-        // the open fails; the opened fid is the file's own.
-        let opened = match self.walk(&resolved.path)? {
-            Walk::Full(fid, _) => fid,
-            Walk::Partial(_) => return Err(Errno::ENOENT),
-        };
+        // The resolved fid itself is opened: walking the path again would
+        // cost a round trip and could find a different file.
+        let opened = resolved.fid;
         self.client
             .call(Tlopen {
                 fid: opened.id(),
@@ -439,8 +413,17 @@ impl GoferFs {
         }
     }
 
-    /// Attributes of the file at `rel`.
+    /// Attributes of the file at `rel`: Twalk, Tgetattr and Tclunk in one
+    /// round trip when the path fits one Twalk.
     pub fn stat_rel(&self, rel: &[Vec<u8>]) -> Result<Stat, Errno> {
+        if rel.len() <= MAX_WALK_ELEMENTS {
+            let names: Vec<&[u8]> = rel.iter().map(Vec::as_slice).collect();
+            return self
+                .client
+                .walk_getattr(self.root, &names, getattr::BASIC)
+                .map(|a| stat_of(&a))
+                .map_err(errno);
+        }
         let (fid, _) = self.walk_full(rel)?;
         self.stat(&fid)
     }
@@ -916,6 +899,34 @@ impl GoferFile {
         let n = self.pread(&mut data, 0)?;
         data.truncate(n);
         Ok(data.into())
+    }
+}
+
+/// The application's view of a gofer file's attributes.
+fn stat_of(a: &p9proto::Rgetattr) -> Stat {
+    Stat {
+        dev: GOFER_DEV,
+        ino: a.qid.path,
+        mode: a.mode,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: a.rdev,
+        size: a.size as i64,
+        blksize: a.blksize as i64,
+        blocks: a.blocks as i64,
+        atime: Timespec {
+            sec: a.atime_sec as i64,
+            nsec: a.atime_nsec as i64,
+        },
+        mtime: Timespec {
+            sec: a.mtime_sec as i64,
+            nsec: a.mtime_nsec as i64,
+        },
+        ctime: Timespec {
+            sec: a.ctime_sec as i64,
+            nsec: a.ctime_nsec as i64,
+        },
     }
 }
 
